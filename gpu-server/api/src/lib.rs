@@ -1,0 +1,5 @@
+//! Requests drm-shim sends to gpu-server: wire types, errors, client stub.
+//!
+//! (Being built: see the open issue for this crate.)
+#![no_std]
+#![deny(unsafe_code)]

@@ -1,0 +1,1 @@
+//! The hosted Microkit runtime. (Being built: issue 3.)

@@ -1,0 +1,2 @@
+//! One thin entry point per PD. (Being built: issue 3.)
+#![no_std]

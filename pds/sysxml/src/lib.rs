@@ -1,0 +1,1 @@
+//! Parse and validate Microkit system descriptions. (Being built: issue 3.)

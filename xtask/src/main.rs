@@ -1,0 +1,67 @@
+//! `cargo xtask`: the project's one front end (Hubris-style). Each subcommand's doc is its help.
+use std::process::{Command, ExitCode};
+
+mod bench;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  run                 start the hosted system from system.xml and run the demo clients
+  test                run the whole test suite (what CI runs)
+  bench NAME          run a benchmark; ends with `ratio NAME VALUE goal OP TARGET` lines
+                      names: hop pci dma fw gspq ioctl sel4
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    match args.first().map(String::as_str) {
+        Some("run") => cargo(
+            &[
+                "run",
+                "--release",
+                "-p",
+                "hosted",
+                "--bin",
+                "hosted",
+                "--",
+                "system.xml",
+            ],
+            &rest,
+        ),
+        Some("test") => test(),
+        Some("bench") => bench::run(&rest),
+        _ => {
+            eprint!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Run `cargo ARGS EXTRA` from the workspace root, passing its exit status through.
+fn cargo(args: &[&str], extra: &[&str]) -> ExitCode {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args(args)
+        .args(extra)
+        .status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => ExitCode::from(u8::try_from(s.code().unwrap_or(1)).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("xtask: cannot run cargo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The whole test suite: every crate's unit and integration tests.
+fn test() -> ExitCode {
+    cargo(&["test", "--workspace"], &[])
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
