@@ -19,6 +19,7 @@
 
 mod message;
 pub mod shm;
+pub mod trace;
 
 pub use message::{MessageInfo, MessageRegisters, MSG_REGS};
 

@@ -1,0 +1,1 @@
+//! The GSP boot state machine (reference section 1), one traced state per step.

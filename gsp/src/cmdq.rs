@@ -1,0 +1,1 @@
+//! The GSP message queues (cmdq/statq): in-place send, validated receive, resync.

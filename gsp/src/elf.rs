@@ -1,0 +1,1 @@
+//! GSP firmware ELF and BinHdr blobs.

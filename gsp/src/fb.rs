@@ -1,0 +1,1 @@
+//! Top-of-VRAM framebuffer layout and GspFwWprMeta.

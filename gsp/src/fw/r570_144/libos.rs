@@ -1,0 +1,1 @@
+//! LibosMemoryRegionInitArgument (570.144).

@@ -1,0 +1,1 @@
+//! GspStaticConfigInfo (570.144).

@@ -1,0 +1,1 @@
+//! GspSystemInfo (570.144).

@@ -1,0 +1,1 @@
+//! GspFwWprMeta (570.144).

@@ -1,0 +1,1 @@
+//! Radix3 map over the firmware image pages.

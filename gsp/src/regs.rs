@@ -1,0 +1,1 @@
+//! Typed BAR0 registers over an MMIO access trait.

@@ -1,0 +1,1 @@
+//! CPU sequencer interpreter (opcodes 0-8), bounds-checked.
