@@ -85,6 +85,16 @@ impl<A: Access> Region<A> {
         }
     }
 
+    /// A second view of the same memory (another PD's mapping, in tests or in the monolithic
+    /// composition). Sound because a view never hands out references, only copies.
+    pub fn alias(&self) -> Self {
+        Self {
+            base: self.base,
+            size: self.size,
+            _access: PhantomData,
+        }
+    }
+
     /// The region's size in bytes.
     pub const fn size(&self) -> usize {
         self.size
@@ -167,6 +177,14 @@ impl<A: Access> Region<A> {
 }
 
 impl Region<ReadWrite> {
+    /// A view of memory this PD owns for good (a static buffer; in tests, a leaked `Vec`).
+    pub fn from_static(buf: &'static mut [u8]) -> Self {
+        let size = buf.len();
+        // SAFETY: the buffer lives forever and the `&'static mut` is consumed, so nothing else in
+        // this PD holds a reference into it.
+        unsafe { Self::new(NonNull::from(buf).cast(), size) }
+    }
+
     /// Copy `src` into the region at `offset`.
     ///
     /// # Errors

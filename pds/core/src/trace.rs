@@ -38,7 +38,11 @@ impl<T: TraceEvent + PartialEq, const N: usize, const K: usize> Default for Trac
 impl<T: TraceEvent + PartialEq, const N: usize, const K: usize> TraceRing<T, N, K> {
     /// An empty ring.
     pub const fn new() -> Self {
-        Self { ring: [None; N], next: 0, counts: [0; K] }
+        Self {
+            ring: [None; N],
+            next: 0,
+            counts: [0; K],
+        }
     }
 
     /// Record `event`: bump its kind's counter, and fold it into the newest entry if identical.
@@ -66,7 +70,11 @@ impl<T: TraceEvent + PartialEq, const N: usize, const K: usize> TraceRing<T, N, 
 
     /// Non-zero counters as (kind name, count).
     pub fn counters(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
-        self.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(k, &c)| (T::kind_name(k), c))
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(k, &c)| (T::kind_name(k), c))
     }
 
     /// The ring's entries, oldest first.
@@ -103,7 +111,13 @@ mod tests {
         let mut r: TraceRing<Ev, 3, 2> = TraceRing::new();
         r.record(Ev::Good);
         r.record(Ev::Good);
-        assert_eq!(r.recent().next(), Some(&Entry { event: Ev::Good, count: 2 }));
+        assert_eq!(
+            r.recent().next(),
+            Some(&Entry {
+                event: Ev::Good,
+                count: 2
+            })
+        );
         for i in 0..4 {
             r.record(Ev::Bad(i));
         }
