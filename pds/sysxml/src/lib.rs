@@ -24,6 +24,9 @@ use std::path::Path;
 mod parse;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 /// The page sizes the Microkit tool accepts on every architecture (4 KiB and 2 MiB).
 pub const PAGE_SIZES: [u64; 2] = [0x1000, 0x20_0000];
 
