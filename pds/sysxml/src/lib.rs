@@ -2,8 +2,8 @@
 //!
 //! Role: `system.xml` is the one source of truth of the system. This crate turns it into a
 //! [`System`] that three consumers share: the hosted runtime (which enforces it), the code generator
-//! of `pd-programs` ([`codegen`]) and the seL4 image build (`System::to_sdf` after
-//! `merge_board`). It is build and host tooling, so it uses `std`.
+//! of `pd-programs` ([`codegen`]) and the seL4 image build ([`System::to_sdf`] after
+//! [`merge_board`]). It is build and host tooling, so it uses `std`.
 //!
 //! Schema: the Microkit **2.3.0** SDF exactly as its tool (`tool/microkit/src/sdf.rs`) parses it,
 //! restricted to what this stack uses: `memory_region`, `protection_domain` (nested for children),
@@ -21,7 +21,11 @@
 use std::fmt;
 use std::path::Path;
 
+pub use board::merge_board;
+
+pub mod board;
 mod parse;
+mod sdf;
 mod validate;
 
 #[cfg(test)]
@@ -425,12 +429,29 @@ impl System {
     }
 
     /// Check every cross-element rule of the Microkit tool (see the `validate` module). [`parse`]
-    /// already does; call it again after changing a `System`, e.g. after `merge_board`.
+    /// already does; call it again after changing a `System`, e.g. after [`merge_board`].
     ///
     /// # Errors
     /// The first broken rule, at the element that breaks it.
     pub fn validate(&self) -> Result<(), Error> {
         validate::validate(self)
+    }
+
+    /// The description as a Microkit 2.3.0 SDF document for the Microkit tool, with every value
+    /// this `System` holds (including physical addresses merged from a board file). Parsing it
+    /// gives this `System` back, positions aside.
+    pub fn to_sdf(&self) -> String {
+        sdf::to_sdf(self)
+    }
+}
+
+/// An SDF number: decimal, or hexadecimal with `0x`; underscores are ignored (the tool's
+/// `sdf_parse_number`).
+fn parse_number(text: &str) -> Result<u64, std::num::ParseIntError> {
+    let digits: String = text.chars().filter(|&c| c != '_').collect();
+    match digits.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => digits.parse(),
     }
 }
 

@@ -142,12 +142,7 @@ impl<'a, 'input> Xml<'a, 'input> {
         let Some(text) = node.attribute(attr) else {
             return Ok(None);
         };
-        let digits: String = text.chars().filter(|&c| c != '_').collect();
-        let parsed = match digits.strip_prefix("0x") {
-            Some(hex) => u64::from_str_radix(hex, 16),
-            None => digits.parse::<u64>(),
-        };
-        parsed.map(Some).map_err(|e| {
+        crate::parse_number(text).map(Some).map_err(|e| {
             self.error(
                 node,
                 format!("failed to parse integer '{text}' in attribute '{attr}': {e}"),
