@@ -104,11 +104,18 @@ pub fn merge_board(system: &mut System, board_text: &str) -> Result<(), Error> {
         }
         let page_size = mr.page_size.unwrap_or(PAGE_SIZES[0]);
         if !phys_addr.is_multiple_of(page_size) {
-            return Err(error(node, format!("phys_addr {phys_addr:#x} is not aligned to the page size {page_size:#x} of '{name}'")));
+            let message = format!(
+                "phys_addr {phys_addr:#x} is not aligned to the page size {page_size:#x} of '{name}'"
+            );
+            return Err(error(node, message));
         }
         if let Some(size) = size {
             if size == 0 || !size.is_multiple_of(page_size) {
-                return Err(error(node, format!("size {size:#x} is not a non-zero multiple of the page size {page_size:#x} of '{name}'")));
+                let message = format!(
+                    "size {size:#x} is not a non-zero multiple of the page size {page_size:#x} \
+                     of '{name}'"
+                );
+                return Err(error(node, message));
             }
             mr.size = size;
         }

@@ -1,16 +1,17 @@
 //! Parse and validate Microkit system descriptions (`system.xml`), with line-numbered errors.
 //!
 //! Role: `system.xml` is the one source of truth of the system. This crate turns it into a
-//! [`System`] that three consumers share: the hosted runtime (which enforces it), the code generator
-//! of `pd-programs` ([`codegen`]) and the seL4 image build ([`System::to_sdf`] after
+//! [`System`] that three consumers share: the hosted runtime (which enforces it), the code
+//! generator of `pd-programs` ([`codegen`]) and the seL4 image build ([`System::to_sdf`] after
 //! [`merge_board`]). It is build and host tooling, so it uses `std`.
 //!
-//! Schema: the Microkit **2.3.0** SDF exactly as its tool (`tool/microkit/src/sdf.rs`) parses it,
-//! restricted to what this stack uses: `memory_region`, `protection_domain` (nested for children),
-//! `program_image`, `map`, `setvar`, `irq` (Arm/RISC-V form) and `channel`/`end`. Anything else the
-//! real tool accepts (`virtual_machine`, `cspace`, `domains`, `ioport`, `smc`, `cpu`, ...) is refused
-//! with a clear error rather than silently ignored, so a description that passes here means the same
-//! thing to the real tool. Where this crate is stricter than the tool it says so on the check.
+//! Schema: the Microkit **2.3.0** SDF exactly as its tool (`tool/microkit/src/sdf.rs`) parses
+//! it, restricted to what this stack uses: `memory_region`, `protection_domain` (nested for
+//! children), `program_image`, `map`, `setvar`, `irq` (Arm/RISC-V form) and `channel`/`end`.
+//! Anything else the real tool accepts (`virtual_machine`, `cspace`, `domains`, `ioport`, `smc`,
+//! `cpu`, ...) is refused with a clear error rather than silently ignored, so a description that
+//! passes here means the same thing to the real tool. Where this crate is stricter than the tool
+//! it says so on the check.
 //!
 //! In 2.3.0 a channel end's `pp="true"` marks the *caller*: the PD at that end may call the other
 //! one, which must have a strictly higher priority.
@@ -24,6 +25,7 @@ use std::path::Path;
 pub use board::merge_board;
 
 pub mod board;
+pub mod codegen;
 mod parse;
 mod sdf;
 mod validate;

@@ -175,7 +175,8 @@ fn maps(sys: &System, pd: &Pd) -> Result<(), Error> {
         let page_size = mr.page_size.unwrap_or(crate::PAGE_SIZES[0]);
         if !map.vaddr.is_multiple_of(page_size) {
             let message = format!(
-                "invalid vaddr alignment on 'map': {:#x} is not a multiple of the page size {page_size:#x} of '{}'",
+                "invalid vaddr alignment on 'map': {:#x} is not a multiple of the page size \
+                 {page_size:#x} of '{}'",
                 map.vaddr, mr.name
             );
             return Err(map_error(map, message));
@@ -188,7 +189,8 @@ fn maps(sys: &System, pd: &Pd) -> Result<(), Error> {
                 map_error(
                     map,
                     format!(
-                        "map for '{}' at {start:#x} (size {:#x}) exceeds valid address space [0x0..{MAP_VADDR_END:#x})",
+                        "map for '{}' at {start:#x} (size {:#x}) exceeds valid address space \
+                         [0x0..{MAP_VADDR_END:#x})",
                         mr.name, mr.size
                     ),
                 )
