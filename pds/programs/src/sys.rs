@@ -1,0 +1,81 @@
+//! Constants generated from `system.xml` by `build.rs` (`sysxml::codegen`): one module per PD,
+//! named after it, with `NAME`, `PRIORITY`, `PASSIVE`, and submodules `channels` (a
+//! `pd_core::Channel` per channel, named after the peer PD), `children` (a `pd_core::Child` per
+//! child PD, parents only) and `regions` (a [`RegionDecl`] per mapping, named after the region).
+//!
+//! ```
+//! use pd_programs::sys::gsp;
+//! let pci = gsp::channels::PCI; // `k.ppcall(pci, msg)` reaches the pci PD
+//! let dma = gsp::regions::GSP_DMA; // mapped at `dma.vaddr` in gsp
+//! assert_eq!((dma.name, dma.writable), ("gsp_dma", true));
+//! # let _ = pci;
+//! ```
+//!
+//! `system.xml` is the only source of truth: a PD never writes a channel id or an address.
+
+/// A memory region as one PD maps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegionDecl {
+    /// The region's name in `system.xml`.
+    pub name: &'static str,
+    /// Where the PD sees it.
+    pub vaddr: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Whether the PD may write it (`perms` has `w`).
+    pub writable: bool,
+    /// Whether the mapping is cacheable.
+    pub cached: bool,
+    /// The physical base hosted mode gives it (`sysxml::System::fake_phys_bases`); on seL4 the
+    /// real one arrives through `setvar region_paddr`.
+    pub fake_paddr: u64,
+}
+
+include!(concat!(env!("OUT_DIR"), "/sys.rs"));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pd_core::{Channel, Child};
+
+    #[test]
+    fn channels_are_named_after_the_peer_with_each_ends_own_id() {
+        // system.xml: <end pd="gsp" id="1" pp="true" /><end pd="pci" id="2" />
+        assert_eq!(gsp::channels::PCI, Channel::new(1));
+        assert_eq!(pci::channels::GSP, Channel::new(2));
+        assert_eq!(gsp_model::channels::GPU, Channel::new(3));
+        assert_eq!(drm::channels::CLIENT2, Channel::new(4));
+    }
+
+    #[test]
+    fn pd_constants_follow_system_xml() {
+        assert_eq!(gsp_model::NAME, "gsp_model");
+        assert_eq!(
+            [
+                client0::PRIORITY,
+                drm::PRIORITY,
+                gpu::PRIORITY,
+                gsp::PRIORITY
+            ],
+            [100, 160, 180, 200]
+        );
+        assert_eq!((pci::PASSIVE, gsp::PASSIVE), (true, false));
+        assert_eq!(supervisor::children::PCI, Child::new(1));
+        assert_eq!(supervisor::children::CLIENT2, Child::new(8));
+    }
+
+    #[test]
+    fn regions_carry_mapping_and_fake_physical_address() {
+        let dma = gsp::regions::GSP_DMA;
+        assert_eq!(
+            (dma.name, dma.vaddr, dma.size),
+            ("gsp_dma", 0x4000_0000, 0x600_0000)
+        );
+        assert_eq!((dma.writable, dma.cached), (true, true));
+        // The model sees the same region at the same physical base.
+        assert_eq!(gsp_model::regions::GSP_DMA.fake_paddr, dma.fake_paddr);
+        let (ecam, fw) = (pci::regions::PCI_ECAM, gsp::regions::GSP_FW);
+        assert_eq!((ecam.cached, fw.writable), (false, false));
+        assert_ne!(gsp::regions::GSP_FW.fake_paddr, dma.fake_paddr);
+    }
+}
