@@ -22,6 +22,7 @@ errnos! {
     ENOENT = 2, "No such object: an unknown handle.";
     EINTR = 4, "Interrupted.";
     EIO = 5, "I/O error: the GPU or its firmware failed.";
+    EBADF = 9, "Bad file: not a DRM file of this client.";
     EAGAIN = 11, "Try again (e.g. `GEM_CPU_PREP` with NOWAIT on a busy BO).";
     ENOMEM = 12, "Out of memory (VRAM, DMA quota, table space).";
     EACCES = 13, "Permission denied.";
@@ -30,6 +31,7 @@ errnos! {
     EEXIST = 17, "Already exists (e.g. a second `VM_INIT`).";
     ENODEV = 19, "No device: the context was lost when a driver PD restarted.";
     EINVAL = 22, "Invalid argument: bad flags, sizes, alignment or ranges.";
+    EMFILE = 24, "Too many open DRM files.";
     ENOSPC = 28, "No space (VA range taken, ring full).";
     ERANGE = 34, "Out of range.";
     ENOSYS = 38, "Not available in this state (e.g. `VM_BIND` before `VM_INIT`).";

@@ -95,6 +95,8 @@ impl DrmClient {
     }
 
     /// Place `data` in the buffer's array area for the next ioctl and return its user pointer.
+    /// The area is reused by every ioctl: place arrays after the last ioctl before the one that
+    /// points to them.
     ///
     /// # Errors
     /// `ENOMEM` when the buffer is full.
