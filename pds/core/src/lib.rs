@@ -283,6 +283,37 @@ pub trait Kernel {
 
     /// A monotonic clock in nanoseconds (hosted: CLOCK_MONOTONIC; seL4: the generic timer or TSC).
     fn now_ns(&self) -> u64;
+
+    /// Arm this PD's one-shot timer: [`Handler::timeout`] runs once [`Kernel::now_ns`] reaches
+    /// `at_ns`; a later call replaces the deadline. For waiting without blocking, e.g. a
+    /// supervisor's restart throttle.
+    ///
+    /// # Errors
+    /// [`IpcError::Unsupported`] where PDs have no timer (seL4 without a timer driver): the caller
+    /// must act at once instead.
+    fn set_timeout(&mut self, at_ns: u64) -> Result<(), IpcError> {
+        let _ = at_ns;
+        Err(IpcError::Unsupported)
+    }
+
+    /// Report a workload PD's final verdict. Hosted runtime and tests only: `cargo xtask run` exits
+    /// 0 once every workload PD has passed. The seL4 image prints the verdict on serial instead.
+    ///
+    /// # Errors
+    /// [`IpcError::Unsupported`] where nobody collects verdicts.
+    fn report_verdict(&mut self, verdict: Verdict) -> Result<(), IpcError> {
+        let _ = verdict;
+        Err(IpcError::Unsupported)
+    }
+}
+
+/// A workload PD's outcome (see [`Kernel::report_verdict`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The workload ran to the end and every check held.
+    Pass,
+    /// The workload gave up or a check failed.
+    Fail,
 }
 
 /// The application-specific part of a PD's event loop (Microkit's entry points).
@@ -315,6 +346,11 @@ pub trait Handler {
             "{}: child {child:?} faulted ({kind}) and has no fault handler",
             k.pd_name()
         );
+    }
+
+    /// The timer armed with [`Kernel::set_timeout`] expired.
+    fn timeout(&mut self, k: &mut dyn Kernel) {
+        log::warn!("{}: unexpected timeout", k.pd_name());
     }
 }
 
