@@ -1,0 +1,361 @@
+//! The monolithic platform: all PDs of a system in one address space, a PPC is a direct call into
+//! the callee's `protected`, a notification sets a bit that [`Composition::run_pending`] delivers.
+//!
+//! This is the baseline the isolation campaign compares against: the *same* server crates and PD
+//! modules, only the platform differs. The channel table still comes from `system.xml` (as
+//! [`Route`]s), so a PD can only reach what it could reach isolated — but nothing enforces memory
+//! boundaries, and one fault anywhere takes every PD down with the process, which is the point.
+//!
+//! Semantics kept from Microkit: message registers are per PD and copied on call and reply; a
+//! call needs the pp right on the caller's end; notifications coalesce and are delivered highest
+//! priority first. A call into a PD that is itself mid-call (a cycle, which Microkit's priority rule
+//! forbids) is refused with [`IpcError::PeerFaulted`] instead of aliasing its state.
+#![no_std]
+#![deny(unsafe_code)]
+
+use pd_core::{Channel, ChannelSet, Handler, IpcError, Kernel, MessageInfo, MessageRegisters};
+
+/// One channel end as seen from `from`: calling or notifying `ch` reaches `to` on `to_ch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Index of the PD owning this end.
+    pub from: usize,
+    /// Its channel id.
+    pub ch: Channel,
+    /// Index of the PD at the other end.
+    pub to: usize,
+    /// The other end's channel id (what the peer's handler sees).
+    pub to_ch: Channel,
+    /// This end may call the other (`pp="true"`).
+    pub pp: bool,
+    /// This end may notify the other (`notify`, default true).
+    pub notify: bool,
+}
+
+/// One PD of the composition.
+pub struct Slot<'h> {
+    name: &'static str,
+    priority: u8,
+    handler: Option<&'h mut dyn Handler>,
+    mrs: MessageRegisters,
+    pending: ChannelSet,
+}
+
+impl core::fmt::Debug for Slot<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Slot")
+            .field("name", &self.name)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'h> Slot<'h> {
+    /// PD `name` with `priority`, whose events go to `handler`.
+    pub fn new(name: &'static str, priority: u8, handler: &'h mut dyn Handler) -> Self {
+        Self {
+            name,
+            priority,
+            handler: Some(handler),
+            mrs: MessageRegisters::default(),
+            pending: ChannelSet::EMPTY,
+        }
+    }
+}
+
+/// Every PD of the system, wired by its routes.
+#[derive(Debug)]
+pub struct Composition<'h, 'r, const N: usize> {
+    slots: [Slot<'h>; N],
+    routes: &'r [Route],
+    clock: fn() -> u64,
+    /// Registers handed out for an out-of-range PD index (never used by a valid kernel view).
+    spare: MessageRegisters,
+}
+
+impl<'h, 'r, const N: usize> Composition<'h, 'r, N> {
+    /// A composition of `slots` (index = PD index in `routes`), with a monotonic `clock` in ns.
+    pub fn new(slots: [Slot<'h>; N], routes: &'r [Route], clock: fn() -> u64) -> Self {
+        Self {
+            slots,
+            routes,
+            clock,
+            spare: MessageRegisters::default(),
+        }
+    }
+
+    /// The kernel view of PD `pd`, for calling into the system from outside an event (init code,
+    /// a workload driver, a benchmark).
+    pub fn kernel(&mut self, pd: usize) -> PdKernel<'_, 'h, 'r, N> {
+        PdKernel { comp: self, me: pd }
+    }
+
+    /// Deliver pending notifications, highest priority first, until none are left or `budget`
+    /// deliveries were made. Returns how many were delivered.
+    pub fn run_pending(&mut self, budget: usize) -> usize {
+        let mut delivered = 0;
+        while delivered < budget {
+            let next = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.pending.is_empty() && s.handler.is_some())
+                .max_by_key(|(_, s)| s.priority)
+                .map(|(i, _)| i);
+            let Some(i) = next else { break };
+            let Some(slot) = self.slots.get_mut(i) else {
+                break;
+            };
+            let set = core::mem::replace(&mut slot.pending, ChannelSet::EMPTY);
+            let Some(h) = slot.handler.take() else { break };
+            h.notified(&mut PdKernel { comp: self, me: i }, set);
+            if let Some(slot) = self.slots.get_mut(i) {
+                slot.handler = Some(h);
+            }
+            delivered += 1;
+        }
+        delivered
+    }
+
+    fn route(&self, from: usize, ch: Channel) -> Option<Route> {
+        self.routes
+            .iter()
+            .find(|r| r.from == from && r.ch == ch)
+            .copied()
+    }
+}
+
+/// The [`Kernel`] a PD of the composition is handed.
+pub struct PdKernel<'c, 'h, 'r, const N: usize> {
+    comp: &'c mut Composition<'h, 'r, N>,
+    me: usize,
+}
+
+impl<const N: usize> core::fmt::Debug for PdKernel<'_, '_, '_, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PdKernel")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const N: usize> Kernel for PdKernel<'_, '_, '_, N> {
+    fn pd_name(&self) -> &str {
+        self.comp.slots.get(self.me).map_or("?", |s| s.name)
+    }
+
+    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
+        let r = self
+            .comp
+            .route(self.me, ch)
+            .ok_or(IpcError::UndeclaredChannel)?;
+        if !r.notify {
+            return Err(IpcError::NoNotifyRight);
+        }
+        let peer = self
+            .comp
+            .slots
+            .get_mut(r.to)
+            .ok_or(IpcError::UndeclaredChannel)?;
+        peer.pending = peer.pending.with(r.to_ch);
+        Ok(())
+    }
+
+    fn ppcall(&mut self, ch: Channel, msg: MessageInfo) -> Result<MessageInfo, IpcError> {
+        let r = match self.comp.route(self.me, ch) {
+            Some(r) => r,
+            None => {
+                log::warn!("{}: call on undeclared channel {ch:?}", self.pd_name());
+                return Err(IpcError::UndeclaredChannel);
+            }
+        };
+        if !r.pp {
+            log::warn!("{}: call on {ch:?} without the pp right", self.pd_name());
+            return Err(IpcError::NoPpcRight);
+        }
+        let args = self
+            .comp
+            .slots
+            .get(self.me)
+            .map(|s| s.mrs.clone())
+            .unwrap_or_default();
+        let callee = self
+            .comp
+            .slots
+            .get_mut(r.to)
+            .ok_or(IpcError::UndeclaredChannel)?;
+        let h = callee.handler.take().ok_or(IpcError::PeerFaulted)?;
+        callee.mrs.copy_prefix(&args, msg.count());
+        let reply = h.protected(
+            &mut PdKernel {
+                comp: self.comp,
+                me: r.to,
+            },
+            r.to_ch,
+            msg,
+        );
+        let callee = self.comp.slots.get_mut(r.to).ok_or(IpcError::PeerFaulted)?;
+        callee.handler = Some(h);
+        let out = callee.mrs.clone();
+        if let Some(me) = self.comp.slots.get_mut(self.me) {
+            me.mrs.copy_prefix(&out, reply.count());
+        }
+        Ok(reply)
+    }
+
+    fn mrs(&mut self) -> &mut MessageRegisters {
+        match self.comp.slots.get_mut(self.me) {
+            Some(s) => &mut s.mrs,
+            None => &mut self.comp.spare,
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        (self.comp.clock)()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pd_core::Child;
+
+    /// Adds 1 to mr0 and calls onward when it has somewhere to call.
+    struct Adder {
+        onward: Option<Channel>,
+        seen: ChannelSet,
+    }
+    impl Handler for Adder {
+        fn protected(&mut self, k: &mut dyn Kernel, _: Channel, msg: MessageInfo) -> MessageInfo {
+            let v = k.mrs().get(0) + 1;
+            k.mrs().set(0, v);
+            if let Some(ch) = self.onward {
+                return k
+                    .ppcall(ch, MessageInfo::new(msg.label(), 1))
+                    .unwrap_or(MessageInfo::new(99, 0));
+            }
+            MessageInfo::new(msg.label(), 1)
+        }
+        fn notified(&mut self, _: &mut dyn Kernel, channels: ChannelSet) {
+            self.seen = ChannelSet::from_bits(self.seen.bits() | channels.bits());
+        }
+        fn fault(&mut self, _: &mut dyn Kernel, _: Child, _: pd_core::FaultKind) {}
+    }
+
+    const ROUTES: &[Route] = &[
+        Route {
+            from: 0,
+            ch: Channel::new(0),
+            to: 1,
+            to_ch: Channel::new(3),
+            pp: true,
+            notify: true,
+        },
+        Route {
+            from: 1,
+            ch: Channel::new(3),
+            to: 0,
+            to_ch: Channel::new(0),
+            pp: false,
+            notify: true,
+        },
+        Route {
+            from: 1,
+            ch: Channel::new(1),
+            to: 2,
+            to_ch: Channel::new(5),
+            pp: true,
+            notify: false,
+        },
+        Route {
+            from: 2,
+            ch: Channel::new(5),
+            to: 1,
+            to_ch: Channel::new(1),
+            pp: false,
+            notify: true,
+        },
+    ];
+
+    #[test]
+    fn calls_chain_directly_copying_registers_and_rights_are_checked() {
+        let (mut a, mut b, mut c) = (
+            Adder {
+                onward: None,
+                seen: ChannelSet::EMPTY,
+            },
+            Adder {
+                onward: Some(Channel::new(1)),
+                seen: ChannelSet::EMPTY,
+            },
+            Adder {
+                onward: None,
+                seen: ChannelSet::EMPTY,
+            },
+        );
+        let mut comp = Composition::new(
+            [
+                Slot::new("a", 1, &mut a),
+                Slot::new("b", 2, &mut b),
+                Slot::new("c", 3, &mut c),
+            ],
+            ROUTES,
+            || 7,
+        );
+        let mut k = comp.kernel(0);
+        k.mrs().set(0, 40);
+        let r = k.ppcall(Channel::new(0), MessageInfo::new(5, 1)).unwrap();
+        assert_eq!(
+            (r.label(), k.mrs().get(0)),
+            (5, 42),
+            "b and c each added one"
+        );
+        assert_eq!(
+            k.ppcall(Channel::new(9), r),
+            Err(IpcError::UndeclaredChannel)
+        );
+        let mut kb = comp.kernel(1);
+        assert_eq!(
+            kb.ppcall(Channel::new(3), r),
+            Err(IpcError::NoPpcRight),
+            "b may not call a"
+        );
+        assert_eq!(kb.notify(Channel::new(1)), Err(IpcError::NoNotifyRight));
+        assert_eq!(kb.now_ns(), 7);
+    }
+
+    #[test]
+    fn notifications_coalesce_and_go_highest_priority_first() {
+        let (mut a, mut b, mut c) = (
+            Adder {
+                onward: None,
+                seen: ChannelSet::EMPTY,
+            },
+            Adder {
+                onward: None,
+                seen: ChannelSet::EMPTY,
+            },
+            Adder {
+                onward: None,
+                seen: ChannelSet::EMPTY,
+            },
+        );
+        let mut comp = Composition::new(
+            [
+                Slot::new("a", 1, &mut a),
+                Slot::new("b", 2, &mut b),
+                Slot::new("c", 3, &mut c),
+            ],
+            ROUTES,
+            || 0,
+        );
+        comp.kernel(0).notify(Channel::new(0)).unwrap();
+        comp.kernel(0).notify(Channel::new(0)).unwrap();
+        comp.kernel(2).notify(Channel::new(5)).unwrap();
+        comp.kernel(1).notify(Channel::new(3)).unwrap();
+        assert_eq!(comp.run_pending(10), 2, "b once (coalesced), a once");
+        drop(comp);
+        assert!(b.seen.contains(Channel::new(3)) && b.seen.contains(Channel::new(1)));
+        assert!(a.seen.contains(Channel::new(0)));
+    }
+}
