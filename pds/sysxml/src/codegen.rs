@@ -18,7 +18,7 @@
 //! rename. The output is `no_std` and passes the workspace's clippy lints.
 
 use crate::{Error, Pd, System};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write;
 
 /// Words a module may not be named; a PD with such a name gets a `_pd` suffix. Includes the
@@ -91,17 +91,14 @@ impl Names {
 }
 
 fn channels(out: &mut String, sys: &System, pd: &Pd) -> Result<(), Error> {
-    let mut per_peer: HashMap<&str, usize> = HashMap::new();
-    for (_, peer) in sys.channels_of(&pd.name) {
-        *per_peer.entry(peer.pd.as_str()).or_default() += 1;
-    }
+    let shared_peers = repeated(sys.channels_of(&pd.name).map(|(_, peer)| peer.pd.as_str()));
     let mut names = Names::default();
     out.push_str(
         "    /// Its channels, named after the PD at the other end.\n    pub mod channels {\n",
     );
     for (own, peer) in sys.channels_of(&pd.name) {
         let base = const_name(&peer.pd, "PD_");
-        let name = if per_peer.get(peer.pd.as_str()).copied().unwrap_or(0) > 1 {
+        let name = if shared_peers.contains(peer.pd.as_str()) {
             format!("{base}_CH{}", own.id)
         } else {
             base
@@ -168,10 +165,7 @@ fn children(out: &mut String, sys: &System, index: usize) -> Result<(), Error> {
 }
 
 fn regions(out: &mut String, sys: &System, pd: &Pd, bases: &[u64]) -> Result<(), Error> {
-    let mut per_region: HashMap<&str, usize> = HashMap::new();
-    for map in &pd.maps {
-        *per_region.entry(map.mr.as_str()).or_default() += 1;
-    }
+    let mapped_twice = repeated(pd.maps.iter().map(|m| m.mr.as_str()));
     let mut names = Names::default();
     out.push_str("    /// The memory regions it maps, named after them.\n    pub mod regions {\n");
     for map in &pd.maps {
@@ -184,7 +178,7 @@ fn regions(out: &mut String, sys: &System, pd: &Pd, bases: &[u64]) -> Result<(),
             return Err(Error::at(map.line, map.column, "map", message));
         };
         let base = const_name(&map.mr, "MR_");
-        let name = if per_region.get(map.mr.as_str()).copied().unwrap_or(0) > 1 {
+        let name = if mapped_twice.contains(map.mr.as_str()) {
             format!("{base}_AT_{:X}", map.vaddr)
         } else {
             base
@@ -213,21 +207,15 @@ fn regions(out: &mut String, sys: &System, pd: &Pd, bases: &[u64]) -> Result<(),
     Ok(())
 }
 
+/// The keys that occur more than once: their constants get a suffix that tells them apart.
+fn repeated<'a>(keys: impl Iterator<Item = &'a str>) -> HashSet<&'a str> {
+    let mut seen = HashSet::new();
+    keys.filter(|&key| !seen.insert(key)).collect()
+}
+
 /// A module name: lowercase, anything but ASCII letters and digits as `_`.
 pub fn module_name(name: &str) -> String {
-    let mut ident: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if ident.chars().all(|c| c == '_') || ident.starts_with(|c: char| c.is_ascii_digit()) {
-        ident.insert_str(0, "pd_");
-    }
+    let mut ident = identifier(name, char::to_ascii_lowercase, "pd_");
     if RESERVED.contains(&ident.as_str()) {
         ident.push_str("_pd");
     }
@@ -237,11 +225,17 @@ pub fn module_name(name: &str) -> String {
 /// A constant name: uppercase, anything but ASCII letters and digits as `_`, `prefix` added when
 /// the result would not be an identifier.
 pub fn const_name(name: &str, prefix: &str) -> String {
+    identifier(name, char::to_ascii_uppercase, prefix)
+}
+
+/// `name` with letters and digits through `case`, anything else as `_`, and `prefix` in front when
+/// that would start with a digit or be nothing but underscores.
+fn identifier(name: &str, case: fn(&char) -> char, prefix: &str) -> String {
     let mut ident: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
+                case(&c)
             } else {
                 '_'
             }

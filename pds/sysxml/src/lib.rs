@@ -407,13 +407,17 @@ impl System {
                 }
                 let align = self.effective_page_size(mr).max(FAKE_PHYS_ALIGN);
                 let mut base = align_up(cursor, align);
-                // Each pass moves past one declared range, so this ends after at most
-                // `declared.len()` passes.
-                while let Some(&(_, end)) = declared
-                    .iter()
-                    .find(|&&(start, end)| base < end && start < base.saturating_add(mr.size))
-                {
-                    base = align_up(end, align);
+                // Each pass moves past one declared range, so `declared.len()` passes suffice;
+                // the bound also ends the loop when addresses saturate at the top of the space
+                // (possible only in a `System` that was never validated).
+                for _ in 0..declared.len() {
+                    let overlap = declared
+                        .iter()
+                        .find(|&&(start, end)| base < end && start < base.saturating_add(mr.size));
+                    match overlap {
+                        Some(&(_, end)) => base = align_up(end, align),
+                        None => break,
+                    }
                 }
                 cursor = base.saturating_add(mr.size);
                 base

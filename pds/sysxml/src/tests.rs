@@ -36,6 +36,13 @@ fn with(extra: &str) -> String {
     )
 }
 
+/// [`with`] a third PD `name` with the given attributes.
+fn extra_pd(name: &str, attrs: &str) -> String {
+    with(&format!(
+        r#"<protection_domain name="{name}" {attrs}><program_image path="x" /></protection_domain>"#
+    ))
+}
+
 #[test]
 fn base_description_is_valid() {
     let sys = parse(&with("")).unwrap();
@@ -45,8 +52,7 @@ fn base_description_is_valid() {
 
 #[test]
 fn duplicate_pd_name() {
-    let xml =
-        with(r#"<protection_domain name="lo"><program_image path="x" /></protection_domain>"#);
+    let xml = extra_pd("lo", "");
     refused(
         &xml,
         9,
@@ -57,8 +63,7 @@ fn duplicate_pd_name() {
 
 #[test]
 fn monitor_name_is_reserved() {
-    let xml =
-        with(r#"<protection_domain name="monitor"><program_image path="x" /></protection_domain>"#);
+    let xml = extra_pd("monitor", "");
     refused(
         &xml,
         9,
@@ -176,9 +181,7 @@ fn child_without_id() {
 
 #[test]
 fn id_on_a_root_pd_is_an_invalid_attribute() {
-    let xml = with(
-        r#"<protection_domain name="x" id="1"><program_image path="x" /></protection_domain>"#,
-    );
+    let xml = extra_pd("x", r#"id="1""#);
     refused(&xml, 9, "protection_domain", "invalid attribute 'id'");
 }
 
@@ -474,9 +477,7 @@ fn unknown_attribute() {
 
 #[test]
 fn microkit_attribute_this_stack_does_not_support() {
-    let xml = with(
-        r#"<protection_domain name="x" fpu="false"><program_image path="x" /></protection_domain>"#,
-    );
+    let xml = extra_pd("x", r#"fpu="false""#);
     refused(
         &xml,
         9,
@@ -513,9 +514,7 @@ fn microkit_element_this_stack_does_not_support() {
 
 #[test]
 fn priority_above_254() {
-    let xml = with(
-        r#"<protection_domain name="x" priority="255"><program_image path="x" /></protection_domain>"#,
-    );
+    let xml = extra_pd("x", r#"priority="255""#);
     refused(
         &xml,
         9,
@@ -544,9 +543,7 @@ fn bad_numbers() {
         "end",
         "failed to parse integer '-1'",
     );
-    let huge = with(
-        r#"<protection_domain name="x" priority="99999999999999999999"><program_image path="x" /></protection_domain>"#,
-    );
+    let huge = extra_pd("x", r#"priority="99999999999999999999""#);
     refused(&huge, 9, "protection_domain", "failed to parse integer");
 }
 
@@ -612,9 +609,7 @@ fn program_image_missing_or_repeated() {
 
 #[test]
 fn budget_above_period() {
-    let xml = with(
-        r#"<protection_domain name="x" budget="2000" period="1000"><program_image path="x" /></protection_domain>"#,
-    );
+    let xml = extra_pd("x", r#"budget="2000" period="1000""#);
     refused(
         &xml,
         9,
@@ -622,9 +617,7 @@ fn budget_above_period() {
         "budget (2000) must be less than, or equal to, period (1000)",
     );
     // Without a budget, the tool's default (1000 us) must still fit the period.
-    let xml = with(
-        r#"<protection_domain name="x" period="10"><program_image path="x" /></protection_domain>"#,
-    );
+    let xml = extra_pd("x", r#"period="10""#);
     refused(
         &xml,
         9,
@@ -635,13 +628,9 @@ fn budget_above_period() {
 
 #[test]
 fn stack_size_out_of_range_or_unaligned() {
-    let small = with(
-        r#"<protection_domain name="x" stack_size="0x800"><program_image path="x" /></protection_domain>"#,
-    );
+    let small = extra_pd("x", r#"stack_size="0x800""#);
     refused(&small, 9, "protection_domain", "stack size must be between");
-    let odd = with(
-        r#"<protection_domain name="x" stack_size="0x1800"><program_image path="x" /></protection_domain>"#,
-    );
+    let odd = extra_pd("x", r#"stack_size="0x1800""#);
     refused(
         &odd,
         9,
@@ -831,4 +820,19 @@ fn fake_phys_bases_are_aligned_disjoint_and_skip_declared_ranges() {
     }
     // Stable: the same description gives the same layout.
     assert_eq!(family().fake_phys_bases(), bases);
+}
+
+#[test]
+fn fake_phys_layout_ends_even_for_addresses_at_the_top_of_the_space() {
+    // Not a valid description (validation refuses the overflowing range); the layout must still
+    // come back rather than loop.
+    let mut sys = family();
+    let top_page = 0xffff_ffff_ffe0_0000;
+    // `dev` ends beyond the top; `b` fills the space up to it, so `c` lands on `dev` and every
+    // step past `dev` saturates back onto it.
+    sys.regions[1].phys_addr = Some(top_page);
+    sys.regions[2].size = top_page - (FAKE_PHYS_START + 0x20_0000) - 0x1000;
+    let bases = sys.fake_phys_bases();
+    assert_eq!(bases.len(), sys.regions.len());
+    assert_eq!(bases[1], top_page);
 }
