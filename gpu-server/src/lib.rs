@@ -1,5 +1,6 @@
-//! GPU resources once the GSP is up: VRAM, BOs, VA spaces, channels, jobs (no_std).
-//!
-//! (Being built: see the open issue for this crate.)
+//! gpu-server (no_std): owns the GPU's resources once the GSP is up. (Being built.)
 #![no_std]
 #![deny(unsafe_code)]
+
+pub mod pt;
+pub mod vm;

@@ -25,8 +25,8 @@ pub use message::{MessageInfo, MessageRegisters, MSG_REGS};
 
 use core::fmt;
 
-/// Microkit allows channel (and child) ids 0..=62 per PD.
-pub const MAX_CHANNELS: u8 = 63;
+/// Microkit 2.3.0 allows channel (and child) ids 0..=61 per PD (`PD_MAX_ID = 61` in its tool).
+pub const MAX_CHANNELS: u8 = 62;
 
 /// A channel end of the calling PD, by its `id` in `system.xml`.
 ///
@@ -35,10 +35,10 @@ pub const MAX_CHANNELS: u8 = 63;
 pub struct Channel(u8);
 
 impl Channel {
-    /// A channel id known at build time (generated code). Fails to compile for an id over 62 when
+    /// A channel id known at build time (generated code). Fails to compile for an id over 61 when
     /// used in a `const`.
     pub const fn new(id: u8) -> Self {
-        assert!(id < MAX_CHANNELS, "Microkit channel ids are 0..=62");
+        assert!(id < MAX_CHANNELS, "Microkit channel ids are 0..=61");
         Self(id)
     }
 
@@ -48,7 +48,7 @@ impl Channel {
     /// [`IpcError::BadChannel`] when `id` is not a valid Microkit channel id.
     pub const fn try_new(id: u64) -> Result<Self, IpcError> {
         if id < MAX_CHANNELS as u64 {
-            // CAST: checked just above to be below 63.
+            // CAST: checked just above to be below 62.
             Ok(Self(id as u8))
         } else {
             Err(IpcError::BadChannel)
@@ -80,7 +80,7 @@ pub struct Child(u8);
 impl Child {
     /// A child id known at build time (generated code).
     pub const fn new(id: u8) -> Self {
-        assert!(id < MAX_CHANNELS, "Microkit child ids are 0..=62");
+        assert!(id < MAX_CHANNELS, "Microkit child ids are 0..=61");
         Self(id)
     }
 
@@ -88,7 +88,7 @@ impl Child {
     /// [`IpcError::BadChannel`] when `id` is not a valid Microkit child id.
     pub const fn try_new(id: u64) -> Result<Self, IpcError> {
         if id < MAX_CHANNELS as u64 {
-            // CAST: checked just above to be below 63.
+            // CAST: checked just above to be below 62.
             Ok(Self(id as u8))
         } else {
             Err(IpcError::BadChannel)
@@ -109,7 +109,7 @@ impl ChannelSet {
     /// The empty set.
     pub const EMPTY: Self = Self(0);
 
-    /// A set from the platform's bitmask (bit *i* = channel *i*); bits 63.. are dropped.
+    /// A set from the platform's bitmask (bit *i* = channel *i*); bits 62.. are dropped.
     pub const fn from_bits(bits: u64) -> Self {
         Self(bits & ((1u64 << MAX_CHANNELS) - 1))
     }
@@ -142,7 +142,7 @@ impl ChannelSet {
             if bits == 0 {
                 return None;
             }
-            // CAST: trailing_zeros of a non-zero u64 below 2^63 is at most 62.
+            // CAST: trailing_zeros of a non-zero u64 below 2^62 is at most 61.
             let i = bits.trailing_zeros() as u8;
             bits &= bits - 1;
             Some(Channel(i))
@@ -166,7 +166,7 @@ pub enum IpcError {
     NoPpcRight = 2,
     /// The channel exists but this PD's end has `notify="false"`.
     NoNotifyRight = 3,
-    /// The id is outside 0..=62.
+    /// The id is outside 0..=61.
     BadChannel = 4,
     /// The callee died (or was restarted) while the call was in flight; its state is gone.
     PeerFaulted = 5,
@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn channel_set_iterates_in_order_and_drops_high_bits() {
         let s = ChannelSet::from_bits(u64::MAX);
-        assert_eq!(s.iter().count(), 63);
+        assert_eq!(s.iter().count(), 62);
         let s = ChannelSet::EMPTY
             .with(Channel::new(5))
             .with(Channel::new(0));
@@ -372,8 +372,8 @@ mod tests {
 
     #[test]
     fn ids_from_outside_are_checked() {
-        assert_eq!(Channel::try_new(63), Err(IpcError::BadChannel));
-        assert_eq!(Channel::try_new(62).map(Channel::index), Ok(62));
+        assert_eq!(Channel::try_new(62), Err(IpcError::BadChannel));
+        assert_eq!(Channel::try_new(61).map(Channel::index), Ok(61));
         assert_eq!(Child::try_new(u64::MAX), Err(IpcError::BadChannel));
     }
 
