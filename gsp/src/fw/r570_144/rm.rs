@@ -25,6 +25,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum RmClass {
+    /// `NV01_ROOT`: a client, as nouveau allocates it (params [`NV0000_ALLOC_PARAMETERS`]).
+    Nv01Root = 0x0000,
     /// `NV01_ROOT_CLIENT`: a client, the root of an object tree (`hParent` = its own handle).
     Nv01RootClient = 0x0041,
     /// `NV01_DEVICE_0` (params [`NV0080_ALLOC_PARAMETERS`]).
@@ -59,6 +61,7 @@ impl TryFrom<u32> for RmClass {
     fn try_from(v: u32) -> Result<Self, UnknownClass> {
         use RmClass::*;
         Ok(match v {
+            0x0000 => Nv01Root,
             0x0041 => Nv01RootClient,
             0x0080 => Nv01Device0,
             0x2080 => Nv20Subdevice0,
