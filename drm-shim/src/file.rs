@@ -57,6 +57,8 @@ pub struct File {
     pub syncs: HandleTable<SyncObj, MAX_SYNCOBJS>,
     /// Channel ids as the client sees them (nouveau numbers channels per file).
     pub chans: HandleTable<ChanId, MAX_CHANNELS>,
+    /// NVIF objects (device object names) made through the `NVIF` ioctl.
+    pub nvif: crate::nvif::Objects,
 }
 
 impl File {
@@ -71,6 +73,7 @@ impl File {
             bos: HandleTable::default(),
             syncs: HandleTable::default(),
             chans: HandleTable::default(),
+            nvif: crate::nvif::Objects::default(),
         }
     }
 

@@ -20,6 +20,7 @@ pub mod fuzz;
 mod handles;
 mod nouveau;
 mod nova;
+mod nvif;
 mod sync;
 pub mod user;
 

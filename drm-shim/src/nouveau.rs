@@ -23,6 +23,8 @@ pub(crate) fn dispatch(cx: &mut Call<'_, '_>, req: u32) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     };
     let (expected, handler): (u32, Handler) = match driver_nr {
+        // NVIF's size varies per call (Linux dispatches on the nr alone and passes the size on).
+        0x07 => return crate::nvif::dispatch(cx, r.size),
         0x00 => (nr::NOUVEAU_GETPARAM, getparam),
         0x02 => (nr::NOUVEAU_CHANNEL_ALLOC, channel_alloc),
         0x03 => (nr::NOUVEAU_CHANNEL_FREE, channel_free),

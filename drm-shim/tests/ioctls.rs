@@ -724,11 +724,338 @@ fn fuzzed_request_sequences_never_panic() {
             nr::NOUVEAU_EXEC,
             nr::VERSION,
             nr::SYNCOBJ_WAIT,
+            drm_api::nvif::request(72),
+            drm_api::nvif::request(136),
+            drm_api::nvif::request(32),
+            drm_api::nvif::request(48),
             1,
         ];
         let r = reqs[(x % reqs.len() as u64) as usize] as u64;
         data[1..9].copy_from_slice(&r.to_le_bytes());
         data[9..17].copy_from_slice(&1u64.to_le_bytes());
+        drm_shim::fuzz::ioctl_sequence(&buf, &data);
+    }
+}
+
+mod nvif {
+    //! The NVIF calls libdrm_nouveau makes at open (NEW of the device, MTHD NV_DEVICE_V0_INFO),
+    //! and Linux's `nouveau_abi16_ioctl` answers on every error path.
+    use super::*;
+    use drm_api::nvif::*;
+    use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes};
+
+    /// libdrm's object names are the addresses of its `nouveau_object`s.
+    const DEV: u64 = 0x5555_dead_b000;
+
+    fn call<T: IntoBytes + FromBytes + Immutable>(
+        w: &mut World,
+        f: FileId,
+        arg: &mut T,
+    ) -> Result<(), Errno> {
+        let req = request(core::mem::size_of::<T>());
+        ioctl(w, 0, f, req, arg)
+    }
+
+    fn new_device(object: u64) -> nvif_new_device {
+        nvif_new_device {
+            ioctl: nvif_ioctl_v0 {
+                type_: ty::NEW,
+                owner: NVIF_IOCTL_V0_OWNER_ANY,
+                ..Default::default()
+            },
+            new: nvif_ioctl_new_v0 {
+                token: object,
+                object,
+                oclass: NV_DEVICE,
+                ..Default::default()
+            },
+            device: nv_device_v0 {
+                device: !0,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn info_of(object: u64) -> nvif_device_info {
+        nvif_device_info {
+            ioctl: nvif_ioctl_v0 {
+                type_: ty::MTHD,
+                owner: NVIF_IOCTL_V0_OWNER_ANY,
+                object,
+                ..Default::default()
+            },
+            mthd: nvif_ioctl_mthd_v0 {
+                method: NV_DEVICE_V0_INFO,
+                ..Default::default()
+            },
+            info: nv_device_info_v0::new_zeroed(),
+        }
+    }
+
+    /// A DEL, or a NOP/anything else: header only.
+    fn bare(type_: u8, object: u64) -> nvif_ioctl_v0 {
+        nvif_ioctl_v0 {
+            type_,
+            object,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn libdrm_open_sequence_creates_the_device_and_reads_the_chipset() {
+        let mut w = world();
+        let f = open(&mut w, 0);
+        let mut n = new_device(DEV);
+        let sent = n;
+        call(&mut w, f, &mut n).unwrap();
+        assert_eq!(n, sent, "NEW changes nothing the caller sees");
+        let mut m = info_of(DEV);
+        call(&mut w, f, &mut m).unwrap();
+        let i = m.info;
+        assert_eq!(
+            (i.version, i.platform, i.chipset, i.family, i.gsp_rm),
+            (0, platform::PCIE, 0x172, family::AMPERE, 1)
+        );
+        assert_eq!((i.ram_size, i.ram_user), (24 << 30, 24 << 30));
+        assert_eq!(&i.chip[..6], b"GA102\0");
+        assert_eq!(&i.name[..6], b"GA102\0");
+        assert_eq!((m.ioctl, m.mthd), (info_of(DEV).ioctl, info_of(DEV).mthd));
+        // GETPARAM agrees with NVIF, as libdrm reads FB_SIZE next.
+        let mut g = drm_nouveau_getparam {
+            param: getparam::FB_SIZE,
+            value: 0,
+        };
+        ioctl(&mut w, 0, f, nr::NOUVEAU_GETPARAM, &mut g).unwrap();
+        assert_eq!(g.value, i.ram_size);
+    }
+
+    #[test]
+    fn header_size_version_and_route_are_checked_first() {
+        let mut w = world();
+        let f = open(&mut w, 0);
+        // Shorter than nvif_ioctl_v0.
+        let mut short = [0u8; 16];
+        assert_eq!(call(&mut w, f, &mut short), Err(Errno::EINVAL));
+        let mut n = new_device(DEV);
+        n.ioctl.version = 1;
+        assert_eq!(call(&mut w, f, &mut n), Err(Errno::EINVAL));
+        let mut n = new_device(DEV);
+        n.ioctl.route = 5;
+        assert_eq!(call(&mut w, f, &mut n), Err(Errno::EINVAL));
+        for t in [ty::NOP, ty::RD, ty::WR, ty::MAP, ty::NTFY_NEW, 0x42] {
+            let mut b = bare(t, 0);
+            assert_eq!(call(&mut w, f, &mut b), Err(Errno::EINVAL), "type {t:#x}");
+        }
+        // A block running past the client's buffer is EFAULT (copy_from_user).
+        let r = as_client(&mut w, 0, |_, k| {
+            k.mrs().set(0, f.0);
+            k.mrs().set(1, 0x10000 - 40);
+            k.ppcall(Channel::new(0), MessageInfo::new(u64::from(request(72)), 2))
+                .unwrap()
+                .label()
+        });
+        assert_eq!(r, u64::from(Errno::EFAULT.0));
+        // Nothing was created by any of it.
+        let mut m = info_of(DEV);
+        assert_eq!(call(&mut w, f, &mut m), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn new_accepts_only_a_device_under_the_client_once() {
+        let mut w = world();
+        let f = open(&mut w, 0);
+        let mut n = new_device(DEV);
+        n.ioctl.object = 0x1234; // parent is not the client
+        assert_eq!(call(&mut w, f, &mut n), Err(Errno::EINVAL));
+        let mut n = new_device(DEV);
+        n.new.oclass = 0xc597; // a 3D class
+        assert_eq!(call(&mut w, f, &mut n), Err(Errno::EINVAL));
+        let mut n = new_device(DEV);
+        n.new.version = 1;
+        assert_eq!(call(&mut w, f, &mut n), Err(Errno::EINVAL));
+        // Header + a truncated NEW.
+        let mut t = [0u8; 40];
+        t[1] = ty::NEW;
+        assert_eq!(call(&mut w, f, &mut t), Err(Errno::EINVAL));
+        call(&mut w, f, &mut new_device(DEV)).unwrap();
+        assert_eq!(call(&mut w, f, &mut new_device(DEV)), Err(Errno::EEXIST));
+        call(&mut w, f, &mut new_device(DEV + 0x100)).unwrap();
+    }
+
+    #[test]
+    fn mthd_answers_only_device_info_of_a_known_device() {
+        let mut w = world();
+        let f = open(&mut w, 0);
+        call(&mut w, f, &mut new_device(DEV)).unwrap();
+        let mut m = info_of(DEV + 8);
+        assert_eq!(
+            call(&mut w, f, &mut m),
+            Err(Errno::EINVAL),
+            "unknown object"
+        );
+        let mut m = info_of(DEV);
+        m.mthd.method = NV_DEVICE_V0_TIME;
+        assert_eq!(call(&mut w, f, &mut m), Err(Errno::EINVAL));
+        let mut m = info_of(DEV);
+        m.info.version = 1;
+        assert_eq!(call(&mut w, f, &mut m), Err(Errno::EINVAL));
+        let mut m = info_of(DEV);
+        m.ioctl.route = NVIF_IOCTL_V0_ROUTE_HIDDEN;
+        assert_eq!(call(&mut w, f, &mut m), Err(Errno::EINVAL));
+        // INFO with a short (older) info struct: the size must be exact.
+        let mut short = [0u8; 24 + 8 + 96];
+        short[..24].copy_from_slice(info_of(DEV).ioctl.as_bytes());
+        assert_eq!(call(&mut w, f, &mut short), Err(Errno::EINVAL));
+        let mut m = info_of(DEV);
+        call(&mut w, f, &mut m).unwrap();
+        assert_eq!(m.info.chipset, 0x172);
+    }
+
+    #[test]
+    fn del_forgets_the_object_and_objects_are_per_file() {
+        let mut w = world();
+        let (f, g) = (open(&mut w, 0), open(&mut w, 0));
+        call(&mut w, f, &mut new_device(DEV)).unwrap();
+        let mut m = info_of(DEV);
+        assert_eq!(call(&mut w, g, &mut m), Err(Errno::EINVAL), "other file");
+        // The same name in another file is another object.
+        call(&mut w, g, &mut new_device(DEV)).unwrap();
+        // DEL carries nothing after the header and is route 0.
+        let mut d = [0u8; 32];
+        d[1] = ty::DEL;
+        d[16..24].copy_from_slice(&DEV.to_le_bytes());
+        assert_eq!(call(&mut w, f, &mut d), Err(Errno::EINVAL));
+        let mut d = bare(ty::DEL, DEV);
+        d.route = NVIF_IOCTL_V0_ROUTE_HIDDEN;
+        assert_eq!(call(&mut w, f, &mut d), Err(Errno::EINVAL));
+        call(&mut w, f, &mut bare(ty::DEL, DEV)).unwrap();
+        call(&mut w, f, &mut bare(ty::DEL, DEV)).unwrap(); // unknown names are fine
+        assert_eq!(call(&mut w, f, &mut info_of(DEV)), Err(Errno::EINVAL));
+        call(&mut w, g, &mut info_of(DEV)).unwrap();
+        // Closing a file drops its objects with it.
+        as_client(&mut w, 0, |c, k| c.close(k, g).unwrap());
+        let g = open(&mut w, 0);
+        assert_eq!(call(&mut w, g, &mut info_of(DEV)), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn channels_offer_no_engine_classes_through_nvif() {
+        #[repr(C)]
+        #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+        struct Sclass {
+            ioctl: nvif_ioctl_v0,
+            sclass: nvif_ioctl_sclass_v0,
+            oclass: [nvif_ioctl_sclass_oclass_v0; 2],
+        }
+        let mut w = world();
+        let f = open(&mut w, 0);
+        let mut s = Sclass {
+            ioctl: nvif_ioctl_v0 {
+                type_: ty::SCLASS,
+                route: NVIF_IOCTL_V0_ROUTE_HIDDEN,
+                token: 1,
+                ..Default::default()
+            },
+            sclass: nvif_ioctl_sclass_v0 {
+                count: 2,
+                ..Default::default()
+            },
+            oclass: [nvif_ioctl_sclass_oclass_v0::default(); 2],
+        };
+        assert_eq!(call(&mut w, f, &mut s), Err(Errno::EINVAL), "no channel 1");
+        let mut v = drm_nouveau_vm_init {
+            kernel_managed_addr: 0,
+            kernel_managed_size: 0x1000_0000,
+        };
+        ioctl(&mut w, 0, f, nr::NOUVEAU_VM_INIT, &mut v).unwrap();
+        let mut ch = drm_nouveau_channel_alloc::default();
+        ioctl(&mut w, 0, f, nr::NOUVEAU_CHANNEL_ALLOC, &mut ch).unwrap();
+        let mut s0 = s;
+        s0.ioctl.route = NVIF_IOCTL_V0_ROUTE_NVIF;
+        assert_eq!(call(&mut w, f, &mut s0), Err(Errno::EINVAL), "route 0");
+        let mut s1 = s;
+        s1.sclass.count = 3; // does not match the block's size
+        assert_eq!(call(&mut w, f, &mut s1), Err(Errno::EINVAL));
+        call(&mut w, f, &mut s).unwrap();
+        assert_eq!(s.sclass.count, 0);
+        // NEW of an engine object on the channel: refused.
+        let mut n = new_device(DEV);
+        n.ioctl.route = NVIF_IOCTL_V0_ROUTE_HIDDEN;
+        n.ioctl.token = 1;
+        n.new.oclass = 0xc7b5;
+        assert_eq!(call(&mut w, f, &mut n), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn a_lost_context_answers_enodev() {
+        let mut w = world();
+        let f = open(&mut w, 0);
+        call(&mut w, f, &mut new_device(DEV)).unwrap();
+        w.shim.gpu_restarted();
+        assert_eq!(call(&mut w, f, &mut info_of(DEV)), Err(Errno::ENODEV));
+    }
+}
+
+#[test]
+fn fuzzed_nvif_blocks_never_panic() {
+    use drm_api::nvif::*;
+    use zerocopy::{FromZeros, IntoBytes};
+    // Valid blocks to mutate, so the checks past the header are reached.
+    let new = nvif_new_device {
+        ioctl: nvif_ioctl_v0 {
+            type_: ty::NEW,
+            ..Default::default()
+        },
+        new: nvif_ioctl_new_v0 {
+            object: 0x1000,
+            oclass: NV_DEVICE,
+            ..Default::default()
+        },
+        device: nv_device_v0::default(),
+    };
+    let mut info = nvif_device_info {
+        ioctl: nvif_ioctl_v0 {
+            type_: ty::MTHD,
+            object: 0x1000,
+            ..Default::default()
+        },
+        mthd: nvif_ioctl_mthd_v0::default(),
+        info: nv_device_info_v0::new_zeroed(),
+    };
+    info.mthd.method = NV_DEVICE_V0_INFO;
+    let templates: [&[u8]; 2] = [new.as_bytes(), info.as_bytes()];
+    let buf = Region::from_static(vec![0u8; 0x10000].leak());
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..3000 {
+        // One request: client 0, label, file, offset 0, length, payload.
+        let mut data = vec![0u8];
+        data.extend_from_slice(&drm_api::transport::op::OPEN.to_le_bytes());
+        data.extend_from_slice(&[0u8; 8 + 2 + 1]);
+        for _ in 0..4 {
+            let mut block = templates[(next() % 2) as usize].to_vec();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % block.len();
+                block[at] = next() as u8;
+            }
+            // Sometimes the size field disagrees with the block.
+            let size = match next() % 4 {
+                0 => (next() % 200) as usize,
+                _ => block.len(),
+            };
+            block.resize(size, 0);
+            data.push(0);
+            data.extend_from_slice(&u64::from(request(size)).to_le_bytes());
+            data.extend_from_slice(&1u64.to_le_bytes());
+            data.extend_from_slice(&0u16.to_le_bytes());
+            data.push(size as u8);
+            data.extend_from_slice(&block);
+        }
         drm_shim::fuzz::ioctl_sequence(&buf, &data);
     }
 }

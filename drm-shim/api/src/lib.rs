@@ -3,6 +3,7 @@
 //! - [`ioctl`]: the Linux `_IOC` request encoding (direction, size, type, nr) and the request
 //!   numbers, checked against `include/uapi/drm/drm.h`, `nouveau_drm.h` and `nova_drm.h`;
 //! - [`uapi`]: the argument structs (`#[repr(C)]`, zerocopy, sizes and offsets pinned);
+//! - [`nvif`]: nouveau's NVIF object interface (the `NVIF` ioctl libdrm_nouveau opens devices with);
 //! - [`errno`]: the Linux errno values the shim returns, as Linux does on each error path;
 //! - [`transport`]: how a client PD hands an ioctl to `drm-shim` (its shared buffer + one PPC) and
 //!   the client stub.
@@ -14,5 +15,6 @@
 
 pub mod errno;
 pub mod ioctl;
+pub mod nvif;
 pub mod transport;
 pub mod uapi;
