@@ -31,6 +31,21 @@ pub struct RegionDecl {
     pub fake_paddr: u64,
 }
 
+/// A PD as the whole-system table lists it (`system::PDS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PdDecl {
+    /// Its name.
+    pub name: &'static str,
+    /// Its priority.
+    pub priority: u8,
+    /// Its `program_image` path, which names the program it runs.
+    pub program_image: &'static str,
+    /// Index of its parent in `system::PDS`.
+    pub parent: Option<usize>,
+    /// Its child id under that parent.
+    pub id: Option<u8>,
+}
+
 include!(concat!(env!("OUT_DIR"), "/sys.rs"));
 
 #[cfg(test)]
@@ -45,6 +60,29 @@ mod tests {
         assert_eq!(pci::channels::GSP, Channel::new(2));
         assert_eq!(gsp_model::channels::GPU, Channel::new(3));
         assert_eq!(drm::channels::CLIENT2, Channel::new(4));
+    }
+
+    #[test]
+    fn system_tables_route_each_channel_end_to_its_peer() {
+        let idx = |n: &str| system::PDS.iter().position(|p| p.name == n).unwrap();
+        assert_eq!(system::PDS[idx("pci")].parent, Some(idx("supervisor")));
+        assert_eq!(system::PDS[idx("gsp_model")].parent, None);
+        assert_eq!(system::PDS[idx("client2")].program_image, "client-ext.elf");
+        // Both ends of every channel appear, and the gsp -> pci end carries the call right.
+        assert_eq!(system::ROUTES.len() % 2, 0);
+        let r = system::ROUTES
+            .iter()
+            .find(|r| r.from == idx("gsp") && r.ch == gsp::channels::PCI)
+            .unwrap();
+        assert_eq!(
+            (r.to, r.to_ch, r.pp),
+            (idx("pci"), pci::channels::GSP, true)
+        );
+        let back = system::ROUTES
+            .iter()
+            .find(|r| r.from == idx("pci") && r.ch == pci::channels::GSP)
+            .unwrap();
+        assert!(!back.pp, "calls go one way only");
     }
 
     #[test]

@@ -67,7 +67,41 @@ pub fn generate(sys: &System) -> Result<String, Error> {
         regions(&mut out, sys, pd, &bases)?;
         out.push_str("}\n");
     }
+    system_tables(&mut out, sys);
     Ok(out)
+}
+
+/// The whole system as tables, for platforms that run every PD in one place (the monolithic
+/// composition): `system::PDS` in document order and `system::ROUTES`, each channel end as a
+/// `pd_direct::Route` from its PD's index to the peer's.
+fn system_tables(out: &mut String, sys: &System) {
+    let index = |name: &str| sys.pd_index(name).unwrap_or(usize::MAX);
+    out.push_str("\n/// The whole system, for platforms that host every PD in one place.\npub mod system {\n");
+    out.push_str("    /// Every PD in document order: its index is the one `ROUTES` use.\n");
+    out.push_str("    pub const PDS: &[super::PdDecl] = &[\n");
+    for pd in &sys.pds {
+        let parent = pd
+            .parent
+            .map_or("None".to_string(), |p| format!("Some({p})"));
+        let id = pd.id.map_or("None".to_string(), |i| format!("Some({i})"));
+        let _ = writeln!(
+            out,
+            "        super::PdDecl {{ name: {:?}, priority: {}, program_image: {:?}, parent: {parent}, id: {id} }},",
+            pd.name, pd.priority, pd.program_image
+        );
+    }
+    out.push_str("    ];\n    /// Every channel end: calling or notifying it reaches the peer.\n");
+    out.push_str("    pub const ROUTES: &[pd_direct::Route] = &[\n");
+    for c in &sys.channels {
+        for (own, peer) in [(&c.ends[0], &c.ends[1]), (&c.ends[1], &c.ends[0])] {
+            let _ = writeln!(
+                out,
+                "        pd_direct::Route {{ from: {}, ch: pd_core::Channel::new({}), to: {}, to_ch: pd_core::Channel::new({}), pp: {}, notify: {} }},",
+                index(&own.pd), own.id, index(&peer.pd), peer.id, own.pp, own.notify
+            );
+        }
+    }
+    out.push_str("    ];\n}\n");
 }
 
 fn pd_error(pd: &Pd, message: String) -> Error {
