@@ -15,6 +15,8 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+pub mod bar0;
+pub mod boot;
 pub mod fifo;
 pub mod phys;
 pub mod rm;
