@@ -1,0 +1,221 @@
+//! An in-memory PCI(e) topology with hardware-like behaviour, for tests, the benchmark,
+//! `cargo xtask lspci`, and the GSP model PD (which presents the emulated GPU's topology to `pci`
+//! over PPC in hosted mode, serving [`pci_api::cfg`] with [`Topology::serve`]).
+//!
+//! What it models, because the server's correctness depends on it:
+//! - **Routing.** A function placed [`Slot::Below`] a bridge answers only when every bridge on
+//!   the way forwards its bus: the bus must be the bridge's secondary bus and inside each
+//!   ancestor's secondary..=subordinate range. Bridges come out of reset with bus numbers 0, so
+//!   nothing below them is visible until the enumerator numbers the buses itself.
+//! - **PCIe ports.** Below a root or switch downstream port only device 0 exists, unless ARI
+//!   forwarding is enabled in the port, when device and function bits form one function number.
+//! - **Registers.** Per-byte write masks, write-one-to-clear status bits, BARs that read back
+//!   their size mask after all ones are written, read-only ids, and all ones from absent
+//!   functions and from beyond a 256-byte function's space.
+//!
+//! [`Slot::At`] pins a function to a fixed address regardless of bridges: how a dump of a real
+//! machine is replayed, since the dump already shows the bus numbers firmware gave it.
+
+mod function;
+pub mod presets;
+
+pub use function::{BarSizes, EmuBar, EmuFunction, PcieType, CFG_SIZE, LEGACY_SIZE};
+
+use crate::config::{check_access, ConfigError, ConfigSpace};
+use core::fmt;
+use pci_api::cfg::ConfigRequest;
+use pci_api::{Bdf, Width};
+use pd_core::{Kernel, MessageInfo};
+
+/// Why a topology or function could not be built. Discriminants start at 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EmuError {
+    /// The topology's table is full.
+    Full = 1,
+    /// Another function already occupies that address.
+    DuplicateSlot = 2,
+    /// `Slot::Below` names something that is not an earlier bridge.
+    NotABridge = 3,
+    /// No room left for another capability.
+    NoRoom = 4,
+    /// A BAR (or ROM) index, kind, size or alignment that hardware cannot have.
+    BadBar = 5,
+    /// A dump length that is not a multiple of 4 in 64..=4096, or bytes outside the space.
+    BadDump = 6,
+}
+
+impl fmt::Display for EmuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Full => "topology full",
+            Self::DuplicateSlot => "address already occupied",
+            Self::NotABridge => "parent is not an earlier bridge",
+            Self::NoRoom => "no room for the capability",
+            Self::BadBar => "impossible BAR",
+            Self::BadDump => "bad dump length",
+        })
+    }
+}
+
+/// Where a function sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// At a fixed address, whatever the bridges say (root-bus devices; replayed dumps).
+    At(Bdf),
+    /// Device/function `devfn` on the secondary bus of the bridge at index `bridge` (an earlier
+    /// entry of the same topology).
+    Below {
+        /// Index of the bridge, as [`Topology::add`] returned it.
+        bridge: usize,
+        /// Device and function (or ARI function number).
+        devfn: u8,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    slot: Slot,
+    f: EmuFunction,
+}
+
+/// Up to `N` emulated functions and how they are wired.
+#[derive(Clone, Debug)]
+pub struct Topology<const N: usize> {
+    nodes: heapless::Vec<Node, N>,
+}
+
+impl<const N: usize> Default for Topology<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Topology<N> {
+    /// An empty topology (every access reads all ones).
+    pub const fn new() -> Self {
+        Self {
+            nodes: heapless::Vec::new(),
+        }
+    }
+
+    /// Place `f` at `slot`; returns its index (for [`Slot::Below`] and [`Topology::function`]).
+    ///
+    /// # Errors
+    /// [`EmuError::Full`], [`EmuError::DuplicateSlot`], [`EmuError::NotABridge`].
+    pub fn add(&mut self, slot: Slot, f: EmuFunction) -> Result<usize, EmuError> {
+        if let Slot::Below { bridge, .. } = slot {
+            if !self.nodes.get(bridge).is_some_and(|n| n.f.is_bridge()) {
+                return Err(EmuError::NotABridge);
+            }
+        }
+        if self.nodes.iter().any(|n| n.slot == slot) {
+            return Err(EmuError::DuplicateSlot);
+        }
+        let index = self.nodes.len();
+        self.nodes
+            .push(Node { slot, f })
+            .map_err(|_| EmuError::Full)?;
+        Ok(index)
+    }
+
+    /// The function at `index`.
+    pub fn function(&self, index: usize) -> Option<&EmuFunction> {
+        self.nodes.get(index).map(|n| &n.f)
+    }
+
+    /// The function at `index`, mutably (to inject faults).
+    pub fn function_mut(&mut self, index: usize) -> Option<&mut EmuFunction> {
+        self.nodes.get_mut(index).map(|n| &mut n.f)
+    }
+
+    /// How many functions there are.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Which function a configuration request for `bdf` reaches, if any.
+    pub fn route(&self, bdf: Bdf) -> Option<usize> {
+        self.nodes.iter().position(|n| match n.slot {
+            Slot::At(at) => at == bdf,
+            Slot::Below { bridge, devfn } => {
+                self.forwards(bridge, bdf.bus()) && self.port_accepts(bridge, devfn, bdf)
+            }
+        })
+    }
+
+    /// Whether a type 1 request for `bus` reaches the secondary side of `bridge` as a type 0.
+    fn forwards(&self, bridge: usize, bus: u8) -> bool {
+        if self.nodes.get(bridge).map(|n| n.f.bus_range().0) != Some(bus) {
+            return false;
+        }
+        let mut cur = bridge;
+        // Parents come before children (checked by `add`), so this climbs at most N steps.
+        for _ in 0..N {
+            let Some(n) = self.nodes.get(cur) else {
+                return false;
+            };
+            let (sec, sub) = n.f.bus_range();
+            // A bridge with secondary bus 0 is unconfigured: bus 0 is the root bus.
+            if sec == 0 || bus < sec || bus > sub {
+                return false;
+            }
+            match n.slot {
+                Slot::At(_) => return true,
+                Slot::Below { bridge: up, .. } => cur = up,
+            }
+        }
+        false
+    }
+
+    /// Whether the port `bridge` passes a type 0 request for `bdf` to the function at `devfn`.
+    fn port_accepts(&self, bridge: usize, devfn: u8, bdf: Bdf) -> bool {
+        match self.nodes.get(bridge) {
+            Some(n) if n.f.is_downstream_port() && !n.f.ari_forwarding() => {
+                bdf.dev() == 0 && devfn == bdf.devfn()
+            }
+            Some(_) => devfn == bdf.devfn(),
+            None => false,
+        }
+    }
+
+    /// Serve one [`pci_api::cfg`] request (the device model's `protected` for its `pci` channel).
+    pub fn serve(&mut self, k: &mut dyn Kernel, msg: MessageInfo) -> MessageInfo {
+        let result = ConfigRequest::decode(msg, k.mrs()).and_then(|req| match req.op {
+            pci_api::cfg::ConfigOp::Read => self.read(req.bdf, req.offset, req.width),
+            pci_api::cfg::ConfigOp::Write => self
+                .write(req.bdf, req.offset, req.width, req.value)
+                .map(|()| 0),
+        });
+        ConfigRequest::reply(result, k.mrs())
+    }
+}
+
+impl<const N: usize> ConfigSpace for Topology<N> {
+    fn read(&mut self, bdf: Bdf, offset: u16, width: Width) -> Result<u32, ConfigError> {
+        check_access(offset, width, 0)?;
+        Ok(match self.route(bdf).and_then(|i| self.nodes.get(i)) {
+            Some(n) => n.f.read(offset, width),
+            None => width.mask(),
+        })
+    }
+
+    fn write(
+        &mut self,
+        bdf: Bdf,
+        offset: u16,
+        width: Width,
+        value: u32,
+    ) -> Result<(), ConfigError> {
+        check_access(offset, width, value)?;
+        if let Some(n) = self.route(bdf).and_then(|i| self.nodes.get_mut(i)) {
+            n.f.write(offset, width, value);
+        }
+        Ok(())
+    }
+}
