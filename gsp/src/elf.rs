@@ -566,22 +566,22 @@ impl<'a> Booter<'a> {
                 .ok_or(BlobError::BadDescriptor)?,
         )?;
 
-        let (signatures, sig_size) = if sig_count == 0 {
-            (&[][..], 0)
-        } else {
-            let size = hs.sig_prod_size / sig_count;
-            let start = hs
-                .sig_prod_offset
-                .checked_add(patch_sig)
-                .ok_or(BlobError::BadDescriptor)?;
-            let sigs = range(file, start, hs.sig_prod_size).ok_or(BlobError::BadDescriptor)?;
-            if size == 0 {
-                return Err(BlobError::BadDescriptor);
+        // No signatures (development boards): nothing to patch. Otherwise each of `sig_count`
+        // signatures is `sig_prod_size / sig_count` bytes, from `sig_prod_offset + patch_sig`.
+        let (signatures, sig_size) = match hs.sig_prod_size.checked_div(sig_count) {
+            None => (&[][..], 0),
+            Some(0) => return Err(BlobError::BadDescriptor),
+            Some(size) => {
+                let start = hs
+                    .sig_prod_offset
+                    .checked_add(patch_sig)
+                    .ok_or(BlobError::BadDescriptor)?;
+                let sigs = range(file, start, hs.sig_prod_size).ok_or(BlobError::BadDescriptor)?;
+                (
+                    sigs,
+                    usize::try_from(size).map_err(|_| BlobError::BadDescriptor)?,
+                )
             }
-            (
-                sigs,
-                usize::try_from(size).map_err(|_| BlobError::BadDescriptor)?,
-            )
         };
 
         let payload = blob.payload.len();

@@ -212,7 +212,7 @@ pub fn stage_image<W: DmaWrite + ?Sized>(
 /// Page `index` of `addrs`, which must exist and be 4 KiB aligned.
 fn page<A: PageAddrs + ?Sized>(addrs: &A, index: usize) -> Result<u64, Radix3Error> {
     let addr = addrs.page_addr(index).ok_or(Radix3Error::NotEnoughPages)?;
-    if addr % PAGE != 0 {
+    if addr & (PAGE - 1) != 0 {
         return Err(Radix3Error::Unaligned);
     }
     Ok(addr)
@@ -285,7 +285,7 @@ fn entry(mem: &mut dyn DmaRead, table: u64, index: usize) -> Result<u64, Radix3E
         .and_then(|o| o.checked_add(table))
         .ok_or(Radix3Error::Unreadable)?;
     let addr = mem.read_u64(at).ok_or(Radix3Error::Unreadable)?;
-    if addr % PAGE != 0 {
+    if addr & (PAGE - 1) != 0 {
         return Err(Radix3Error::BadEntry);
     }
     Ok(addr)

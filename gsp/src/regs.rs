@@ -697,6 +697,112 @@ register! {
     }
 }
 
+// Loading a heavy-secure image (booter on SEC2) by DMA: nova-core `falcon.rs` `dma_wr`/`load`.
+
+register! {
+    /// Boot vector: IMEM address the falcon starts at.
+    pub NV_PFALCON_FALCON_BOOTVEC @ Falcon + 0x104 {
+        /// Address.
+        31:0 value;
+    }
+}
+
+register! {
+    /// DMA control.
+    pub NV_PFALCON_FALCON_DMACTL @ Falcon + 0x10c {
+        /// DMA requires a context.
+        0:0 require_ctx => bool;
+        /// DMEM scrubbing in progress.
+        1:1 dmem_scrubbing => bool;
+        /// IMEM scrubbing in progress.
+        2:2 imem_scrubbing => bool;
+        /// DMA queue depth.
+        6:3 dmaq_num;
+        /// Secure status.
+        7:7 secure_stat => bool;
+    }
+}
+
+register! {
+    /// DMA transfer base: source address bits 39:8.
+    pub NV_PFALCON_FALCON_DMATRFBASE @ Falcon + 0x110 {
+        /// Address >> 8 (low 32 bits).
+        31:0 base;
+    }
+}
+
+register! {
+    /// DMA transfer: offset in falcon memory.
+    pub NV_PFALCON_FALCON_DMATRFMOFFS @ Falcon + 0x114 {
+        /// IMEM/DMEM offset.
+        23:0 offs;
+    }
+}
+
+register! {
+    /// DMA transfer command; writing it starts one 256-byte transfer.
+    pub NV_PFALCON_FALCON_DMATRFCMD @ Falcon + 0x118 {
+        /// The DMA queue is full.
+        0:0 full => bool;
+        /// The DMA engine is idle.
+        1:1 idle => bool;
+        /// Security level of the transfer (1: secure IMEM).
+        3:2 sec;
+        /// Target is IMEM (else DMEM).
+        4:4 imem => bool;
+        /// Falcon-to-memory (else memory-to-falcon).
+        5:5 is_write => bool;
+        /// Transfer size: 6 = 256 bytes.
+        10:8 size;
+        /// Context DMA index.
+        14:12 ctxdma;
+        /// Set the DMA tag.
+        16:16 set_dmtag => bool;
+    }
+}
+
+register! {
+    /// DMA transfer: offset from the base in the source.
+    pub NV_PFALCON_FALCON_DMATRFFBOFFS @ Falcon + 0x11c {
+        /// Offset.
+        31:0 offs;
+    }
+}
+
+register! {
+    /// DMA transfer base, high bits (address bits 48:40).
+    pub NV_PFALCON_FALCON_DMATRFBASE1 @ Falcon + 0x128 {
+        /// Address >> 40.
+        8:0 base;
+    }
+}
+
+register! {
+    /// CPU control alias (used when `CPUCTL.alias_en` is set).
+    pub NV_PFALCON_FALCON_CPUCTL_ALIAS @ Falcon + 0x130 {
+        /// Start the CPU.
+        1:1 startcpu => bool;
+    }
+}
+
+register! {
+    /// Framebuffer interface transfer config of context 0 (`NV_PFALCON_FBIF_TRANSCFG(0)`).
+    pub NV_PFALCON_FBIF_TRANSCFG_0 @ Falcon + 0x600 {
+        /// Target: 0 local FB, 1 coherent sysmem, 2 non-coherent sysmem.
+        1:0 target;
+        /// Physical (else virtual) addressing.
+        2:2 mem_type => bool;
+    }
+}
+
+register! {
+    /// Framebuffer interface control.
+    pub NV_PFALCON_FBIF_CTL @ Falcon + 0x624 {
+        /// Allow physical DMA without a context.
+        7:7 allow_phys_no_ctx => bool;
+    }
+}
+
 // --- PRISCV (falcon2 block: falcon base + 0x1000) --------------------------------------------
 
 register! {
@@ -714,6 +820,38 @@ register! {
         0:0 halted => bool;
         /// The RISC-V core is active.
         7:7 active_stat => bool;
+    }
+}
+
+register! {
+    /// Signature algorithm the boot ROM checks (GA102 and later).
+    pub NV_PFALCON2_FALCON_MOD_SEL @ Falcon2 + 0x180 {
+        /// Algorithm: 1 = RSA-3K.
+        7:0 algo;
+    }
+}
+
+register! {
+    /// Microcode id the boot ROM checks the signature for.
+    pub NV_PFALCON2_FALCON_BROM_CURR_UCODE_ID @ Falcon2 + 0x198 {
+        /// Id.
+        7:0 ucode_id;
+    }
+}
+
+register! {
+    /// Engine id mask the boot ROM checks.
+    pub NV_PFALCON2_FALCON_BROM_ENGIDMASK @ Falcon2 + 0x19c {
+        /// Mask.
+        31:0 value;
+    }
+}
+
+register! {
+    /// `NV_PFALCON2_FALCON_BROM_PARAADDR(0)`: where in DMEM the signature is (pkc_data_offset).
+    pub NV_PFALCON2_FALCON_BROM_PARAADDR_0 @ Falcon2 + 0x210 {
+        /// DMEM offset.
+        31:0 value;
     }
 }
 
@@ -756,6 +894,57 @@ register! {
         /// Boot ROM fetch enabled.
         8:8 br_fetch => bool;
     }
+}
+
+register! {
+    /// SEC2 microcode fuse versions, one per ucode id 1..=16.
+    pub NV_FUSE_OPT_FPF_SEC2_UCODE1_VERSION @ 0x0082_4140 [16, stride 4] {
+        /// Version bit mask.
+        15:0 data;
+    }
+}
+
+register! {
+    /// NVDEC microcode fuse versions.
+    pub NV_FUSE_OPT_FPF_NVDEC_UCODE1_VERSION @ 0x0082_4100 [16, stride 4] {
+        /// Version bit mask.
+        15:0 data;
+    }
+}
+
+register! {
+    /// GSP microcode fuse versions.
+    pub NV_FUSE_OPT_FPF_GSP_UCODE1_VERSION @ 0x0082_41c0 [16, stride 4] {
+        /// Version bit mask.
+        15:0 data;
+    }
+}
+
+/// The fuse version a heavy-secure image's signature must match (nova-core falcon `ga102`
+/// `signature_reg_fuse_version`): the highest set bit of the engine's fuse register for
+/// `ucode_id` (1..=16), for [`crate::elf::Booter::signature`].
+///
+/// # Errors
+/// [`MmioError::BadIndex`] for a ucode id outside 1..=16 or an engine mask naming none of SEC2
+/// (bit 0), NVDEC (bit 2) or GSP (bit 10); the MMIO error otherwise.
+pub fn fuse_version<M: Mmio + ?Sized>(
+    io: &mut M,
+    engine_id_mask: u16,
+    ucode_id: u8,
+) -> Result<u32, MmioError> {
+    let index = usize::from(ucode_id)
+        .checked_sub(1)
+        .ok_or(MmioError::BadIndex)?;
+    let bits = if engine_id_mask & 0x0001 != 0 {
+        NV_FUSE_OPT_FPF_SEC2_UCODE1_VERSION::read(io, index)?.data()
+    } else if engine_id_mask & 0x0004 != 0 {
+        NV_FUSE_OPT_FPF_NVDEC_UCODE1_VERSION::read(io, index)?.data()
+    } else if engine_id_mask & 0x0400 != 0 {
+        NV_FUSE_OPT_FPF_GSP_UCODE1_VERSION::read(io, index)?.data()
+    } else {
+        return Err(MmioError::BadIndex);
+    };
+    Ok(u32::BITS - bits.leading_zeros())
 }
 
 /// Registers of Maxwell-to-Turing chips (only for code that matched on the chip).
@@ -1023,6 +1212,24 @@ mod tests {
         assert_eq!(
             read_sysmem_flush_page(&mut tu, Chipset::TU102),
             Ok(0xff_ffff_f000)
+        );
+    }
+
+    #[test]
+    fn fuse_version_is_the_highest_set_bit() {
+        let mut io = MapMmio::default();
+        io.regs.insert(0x824140 + 4 * 2, 0b0111); // SEC2, ucode id 3
+        io.regs.insert(0x8241c0, 0x8000); // GSP, ucode id 1
+        assert_eq!(fuse_version(&mut io, 1, 3), Ok(3));
+        assert_eq!(fuse_version(&mut io, 0x400, 1), Ok(16));
+        assert_eq!(fuse_version(&mut io, 4, 1), Ok(0));
+        assert_eq!(fuse_version(&mut io, 1, 0), Err(MmioError::BadIndex));
+        assert_eq!(fuse_version(&mut io, 1, 17), Err(MmioError::BadIndex));
+        assert_eq!(fuse_version(&mut io, 2, 1), Err(MmioError::BadIndex));
+        assert_eq!(NV_PFALCON_FALCON_DMATRFCMD::offset(Falcon::Sec2), 0x840118);
+        assert_eq!(
+            NV_PFALCON2_FALCON_BROM_PARAADDR_0::offset(Falcon2(Falcon::Sec2)),
+            0x841210
         );
     }
 

@@ -61,12 +61,11 @@ const _: () = assert!(offset_of!(LibosMemoryRegionInitArgument, loc) == 25);
 /// A region name as LibOS ids it: up to 8 ASCII bytes packed big-endian into the low bytes
 /// (`"RMARGS"` = 0x524d_4152_4753; nova-core `id8`). Longer names keep their last 8 bytes.
 pub const fn id8(name: &str) -> u64 {
-    let bytes = name.as_bytes();
+    let mut rest = name.as_bytes();
     let mut id = 0u64;
-    let mut i = 0;
-    while i < bytes.len() {
-        id = id << 8 | bytes[i] as u64;
-        i += 1;
+    while let [byte, tail @ ..] = rest {
+        id = id << 8 | *byte as u64;
+        rest = tail;
     }
     id
 }
@@ -126,7 +125,7 @@ impl From<OutOfBounds> for LibosError {
 }
 
 fn check_aligned(pa: u64) -> Result<u64, LibosError> {
-    if pa % PAGE_SIZE as u64 != 0 {
+    if pa & (PAGE_SIZE as u64 - 1) != 0 {
         return Err(LibosError::Unaligned);
     }
     Ok(pa)
