@@ -42,8 +42,10 @@ pub fn firmware_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/firmware"))
 }
 
-/// Report a missing piece: loud locally, fatal in CI.
+/// Report a missing piece: loud locally, fatal in CI. Written straight to stderr, past the test
+/// harness's output capture, so a passing-but-skipped test still shows it.
 pub fn missing(what: &str) {
+    use std::io::Write;
     let msg = format!(
         "SKIPPED: {what} not found under {} (run .ci/fetch-firmware)",
         firmware_dir().display()
@@ -51,7 +53,13 @@ pub fn missing(what: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{msg}; CI requires the real firmware");
     }
-    eprintln!("\n*** {msg} ***\n");
+    // Once per message per process, not once per test.
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.contains(&msg) {
+        let _ = writeln!(std::io::stderr(), "\n*** {msg} ***");
+        said.push(msg);
+    }
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
