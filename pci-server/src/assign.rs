@@ -131,11 +131,14 @@ impl Windows {
         }
     }
 
-    /// The class a BAR is assigned from under this configuration.
+    /// The class a BAR is assigned from under this configuration: prefetchable BARs use the
+    /// prefetchable window if there is one they can address (a 32-bit BAR cannot reach a window
+    /// above 4 GiB), else the memory window, which is always correct for prefetchable memory.
     pub fn class_of(&self, bar: &Bar) -> Res {
+        let reachable = |w: Window| bar.kind == BarKind::Mem64 || w.end() <= 1 << 32;
         match bar.kind {
             BarKind::Io => Res::Io,
-            _ if bar.prefetchable && self.pref.is_some() => Res::Pref,
+            _ if bar.prefetchable && self.pref.is_some_and(reachable) => Res::Pref,
             _ => Res::Mem,
         }
     }
@@ -191,11 +194,24 @@ const MAX_ITEMS: usize = 2 * MAX_FUNCTIONS;
 type Items = heapless::Vec<Item, MAX_ITEMS>;
 type Layout = heapless::Vec<Slots, MAX_FUNCTIONS>;
 
-/// Why a layout round failed: the item that did not fit, and where.
+/// Why a layout round failed: the item that did not fit, where, and the space left there.
 struct Misfit {
     item: Item,
     class: Res,
     free: u64,
+    /// It would have fit, but not below the 4 GiB its address width allows.
+    above_4g: bool,
+}
+
+impl Misfit {
+    fn new(item: Item, class: Res) -> Self {
+        Self {
+            item,
+            class,
+            free: 0,
+            above_4g: false,
+        }
+    }
 }
 
 /// Assign every usable function's BARs inside `windows`, program bridge windows and command
@@ -245,11 +261,7 @@ fn collect(
     r: Res,
 ) -> Result<Items, Misfit> {
     let mut items = Items::new();
-    let overflow = |item: Item| Misfit {
-        item,
-        class: r,
-        free: 0,
-    };
+    let overflow = |item: Item| Misfit::new(item, r);
     for (i, f) in table.iter().enumerate() {
         if f.parent.map(usize::from) != container || !usable(f) {
             continue;
@@ -343,26 +355,16 @@ fn plan(table: &FunctionTable, windows: &Windows) -> Result<Layout, Misfit> {
                 },
             };
             for item in &items {
-                let at = align_up(cursor, item.need.align).ok_or(Misfit {
-                    item: *item,
-                    class: r,
-                    free: 0,
-                })?;
-                cursor = at.checked_add(item.need.size).ok_or(Misfit {
-                    item: *item,
-                    class: r,
-                    free: 0,
-                })?;
+                let overflow = || Misfit::new(*item, r);
+                let at = align_up(cursor, item.need.align).ok_or_else(overflow)?;
+                cursor = at.checked_add(item.need.size).ok_or_else(overflow)?;
                 need.align = need.align.max(item.need.align);
                 need.limit = need.limit.min(item.need.limit);
                 set_offset(&mut layout, item, r, at);
             }
             if let Some(first) = items.first() {
-                need.size = align_up(cursor, r.granularity()).ok_or(Misfit {
-                    item: *first,
-                    class: r,
-                    free: 0,
-                })?;
+                need.size =
+                    align_up(cursor, r.granularity()).ok_or_else(|| Misfit::new(*first, r))?;
             }
             if let Some(s) = layout.get_mut(b) {
                 *s.win.get_mut(r) = need;
@@ -374,17 +376,22 @@ fn plan(table: &FunctionTable, windows: &Windows) -> Result<Layout, Misfit> {
         let window = windows.get(r);
         let mut cursor = window.map_or(0, |w| w.base);
         for item in &items {
-            let end = window.map_or(0, |w| w.end());
-            let misfit = Misfit {
-                item: *item,
-                class: r,
-                free: end.saturating_sub(cursor),
+            let free = window.map_or(0, |w| w.end().saturating_sub(cursor));
+            let misfit = |above_4g| Misfit {
+                free,
+                above_4g,
+                ..Misfit::new(*item, r)
             };
-            let Some(w) = window else { return Err(misfit) };
-            let at = align_up(cursor, item.need.align).ok_or(Misfit { ..misfit })?;
-            let stop = at.checked_add(item.need.size).ok_or(Misfit { ..misfit })?;
-            if stop > w.end() || stop > item.need.limit {
-                return Err(misfit);
+            let Some(w) = window else {
+                return Err(misfit(false));
+            };
+            let at = align_up(cursor, item.need.align).ok_or(misfit(false))?;
+            let stop = at.checked_add(item.need.size).ok_or(misfit(false))?;
+            if stop > w.end() {
+                return Err(misfit(false));
+            }
+            if stop > item.need.limit {
+                return Err(misfit(true));
             }
             set_offset(&mut layout, item, r, at);
             cursor = stop;
@@ -429,11 +436,16 @@ fn refuse(table: &mut FunctionTable, windows: &Windows, m: &Misfit) -> u16 {
         let bar = index.and_then(|i| f.bars.get(usize::from(i)).copied().flatten());
         match (bar, windows.get(m.class)) {
             (Some(bar), Some(w)) => log::warn!(
-                "pci: {} BAR{} ({bar}) does not fit window {} {w} ({} free); device refused",
+                "pci: {} BAR{} ({bar}) does not fit window {} {w} ({} free{}); device refused",
                 f.bdf,
                 bar.index,
                 m.class.name(),
-                Size(m.free)
+                Size(m.free),
+                if m.above_4g {
+                    ", but not below 4 GiB"
+                } else {
+                    ""
+                }
             ),
             (Some(bar), None) => {
                 log::warn!(

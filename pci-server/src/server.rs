@@ -256,6 +256,11 @@ impl<P: ConfigPort> PciServer<'_, P> {
         }
     }
 
+    /// The configuration-space backend (tests and the bring-up log inspect it).
+    pub fn port(&self) -> &P {
+        &self.port
+    }
+
     /// The functions found, parents before children.
     pub fn functions(&self) -> &[Function] {
         &self.table
