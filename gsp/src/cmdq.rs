@@ -57,6 +57,9 @@ use pd_core::shm::{ReadWrite, Region, RegionError};
 use pd_core::trace::{TraceEvent, TraceRing};
 use zerocopy::{FromZeros, Immutable, IntoBytes};
 
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
+
 /// The GSP's page size; ring entries are one page.
 pub const GSP_PAGE_SIZE: usize = 0x1000;
 /// Size of the whole shared queue region.
@@ -1174,5 +1177,71 @@ impl Rx {
         self.region
             .store_u32(self.mine + RX_READ_PTR, self.rd, Ordering::Release)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference computation: XOR of little-endian u64 words of the zero-padded bytes.
+    fn naive(bytes: &[u8]) -> u32 {
+        let mut x = 0u64;
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            x ^= u64::from_le_bytes(w);
+        }
+        ((x >> 32) as u32) ^ (x as u32)
+    }
+
+    #[test]
+    fn checksum_in_any_pieces_equals_the_word_xor() {
+        let data: [u8; 300] = core::array::from_fn(|i| (i * 37 + 11) as u8);
+        for cut1 in [0, 1, 3, 7, 8, 9, 100, 299] {
+            for cut2 in [cut1, cut1 + 1, 150.max(cut1), 300] {
+                let (a, rest) = data.split_at(cut1);
+                let (b, c) = rest.split_at(cut2 - cut1);
+                let mut s = Checksum::default();
+                // Out of order on purpose: XOR commutes.
+                s.add(cut2, c);
+                s.add(0, a);
+                s.add(cut1, b);
+                assert_eq!(s.value(), naive(&data), "cuts {cut1} {cut2}");
+            }
+        }
+    }
+
+    #[test]
+    fn ring_arithmetic_keeps_one_slot_empty_and_wraps_by_modulo() {
+        assert_eq!(free_slots(0, 0), 62);
+        assert_eq!(free_slots(0, 62), 0);
+        assert_eq!(free_slots(5, 4), 0);
+        assert_eq!(free_slots(4, 5), 61);
+        assert_eq!(used_slots(60, 2), 5);
+        for rd in 0..MSG_COUNT {
+            for wr in 0..MSG_COUNT {
+                assert_eq!(free_slots(rd, wr) + used_slots(rd, wr), 62);
+            }
+        }
+        assert_eq!(elements_for(32), 1);
+        assert_eq!(elements_for(4096 - 48), 1);
+        assert_eq!(elements_for(4096 - 47), 2);
+        assert_eq!(elements_for(0x10000 - 48), 16);
+    }
+
+    #[test]
+    fn ring_offsets_wrap_at_entry_63() {
+        let base = CMDQ_OFFSET + ENTRY_OFFSET;
+        assert_eq!(ring_offset(CMDQ_OFFSET, 0, 0), (base, 63 * 4096));
+        assert_eq!(
+            ring_offset(CMDQ_OFFSET, 62, 4095),
+            (base + 62 * 4096 + 4095, 1)
+        );
+        assert_eq!(ring_offset(CMDQ_OFFSET, 62, 4096), (base, 63 * 4096));
+        assert_eq!(
+            ring_offset(STATQ_OFFSET, 61, 3 * 4096 + 8).0,
+            STATQ_OFFSET + ENTRY_OFFSET + 4096 + 8
+        );
     }
 }
