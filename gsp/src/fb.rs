@@ -491,67 +491,35 @@ mod tests {
         );
     }
 
+    const fn span(start: u64, end: u64) -> Span {
+        Span { start, end }
+    }
+
+    /// AD102 with 16 GiB and a made-up small image whose bootloader is not a page multiple.
+    fn ad102_16g() -> FbLayout {
+        let mut i = input(Chipset::AD102, 0x2_3456, 0x2100);
+        i.fb_size = 16 * GIB;
+        FbLayout::compute(&i).unwrap()
+    }
+
     #[test]
-    fn tu102_24g_layout_by_hand() {
-        // 570.144 tu102: .fwimage 0x1b34ea0, bootloader payload 0x1000; no VGA base.
-        let l = FbLayout::compute(&input(Chipset::TU102, 0x1b3_4ea0, 0x1000)).unwrap();
-        // VGA: FB end 0x6_0000_0000 − 1 MiB.
-        assert_eq!(
-            l.vga_workspace,
-            Span {
-                start: 0x5_fff0_0000,
-                end: 0x6_0000_0000
-            }
-        );
-        // FRTS: 1 MiB ending at 0x5_fff0_0000 (already 128 KiB aligned).
-        assert_eq!(
-            l.frts,
-            Span {
-                start: 0x5_ffe0_0000,
-                end: 0x5_fff0_0000
-            }
-        );
-        // Bootloader: 0x5_ffe0_0000 − 0x1000 = 0x5_ffdf_f000.
-        assert_eq!(
-            l.boot,
-            Span {
-                start: 0x5_ffdf_f000,
-                end: 0x5_ffe0_0000
-            }
-        );
-        // ELF: 0x5_ffdf_f000 − 0x1b3_4ea0 = 0x5_fe2c_a160, aligned down to 64 KiB 0x5_fe2c_0000.
-        assert_eq!(
-            l.elf,
-            Span {
-                start: 0x5_fe2c_0000,
-                end: 0x5_ffdf_4ea0
-            }
-        );
-        // Heap 107 MiB: 0x5_fe2c_0000 − 0x6b0_0000 = 0x5_f77c_0000 → 0x5_f770_0000; end
-        // 0x5_fe2c_0000 → 0x5_fe20_0000.
-        assert_eq!(
-            l.wpr2_heap,
-            Span {
-                start: 0x5_f770_0000,
-                end: 0x5_fe20_0000
-            }
-        );
-        assert_eq!(l.wpr2_heap.len(), 107 * MIB);
-        // WPR2: (0x5_f770_0000 − 256) aligned down to 1 MiB = 0x5_f760_0000, to FRTS end.
-        assert_eq!(
-            l.wpr2,
-            Span {
-                start: 0x5_f760_0000,
-                end: 0x5_fff0_0000
-            }
-        );
-        assert_eq!(
-            l.non_wpr_heap,
-            Span {
-                start: 0x5_f750_0000,
-                end: 0x5_f760_0000
-            }
-        );
+    fn ad102_16g_layout_by_hand() {
+        // (The TU102/GA102 24 GiB layouts with the real image sizes are in tests/real_firmware.rs.)
+        let l = ad102_16g();
+        // VGA: no base -> FB end 0x4_0000_0000 − 1 MiB; FRTS: the 1 MiB below it.
+        assert_eq!(l.vga_workspace, span(0x3_fff0_0000, 0x4_0000_0000));
+        assert_eq!(l.frts, span(0x3_ffe0_0000, 0x3_fff0_0000));
+        // Bootloader: 0x3_ffe0_0000 − 0x2100 = 0x3_ffdf_df00, down to 4 KiB: 0x3_ffdf_d000.
+        assert_eq!(l.boot, span(0x3_ffdf_d000, 0x3_ffdf_f100));
+        // ELF: 0x3_ffdf_d000 − 0x2_3456 = 0x3_ffdd_9baa, down to 64 KiB: 0x3_ffdd_0000.
+        assert_eq!(l.elf, span(0x3_ffdd_0000, 0x3_ffdf_3456));
+        // Heap (LibOS 3): 22 + 8 + 96 + roundup(96 KiB × 16 = 1.5 MiB) = 2 -> 128 MiB;
+        // 0x3_ffdd_0000 − 0x800_0000 = 0x3_f7dd_0000 -> 0x3_f7d0_0000; end -> 0x3_ffd0_0000.
+        assert_eq!(l.wpr2_heap, span(0x3_f7d0_0000, 0x3_ffd0_0000));
+        assert_eq!(l.wpr2_heap.len(), 128 * MIB);
+        // WPR2: (0x3_f7d0_0000 − 256) down to 1 MiB, up to the end of FRTS; non-WPR heap below.
+        assert_eq!(l.wpr2, span(0x3_f7c0_0000, 0x3_fff0_0000));
+        assert_eq!(l.non_wpr_heap, span(0x3_f7b0_0000, 0x3_f7c0_0000));
     }
 
     #[test]
@@ -566,13 +534,7 @@ mod tests {
         i.vga_workspace = Some(0x1000_0000);
         let l = FbLayout::compute(&i).unwrap();
         assert_eq!(l.vga_workspace.start, 0x5_fffe_0000);
-        assert_eq!(
-            l.frts,
-            Span {
-                start: 0x5_ffee_0000,
-                end: 0x5_fffe_0000
-            }
-        );
+        assert_eq!(l.frts, span(0x5_ffee_0000, 0x5_fffe_0000));
         // A base that is not 128 KiB aligned: FRTS ends at it aligned down.
         i.vga_workspace = Some(0x5_fff9_0000);
         let l = FbLayout::compute(&i).unwrap();
@@ -617,8 +579,7 @@ mod tests {
 
     #[test]
     fn wpr_meta_fields_land_at_their_offsets() {
-        let l = FbLayout::compute(&input(Chipset::TU102, 0x1b3_4ea0, 0x1000)).unwrap();
-        let m = l.wpr_meta(&sysmem());
+        let m = ad102_16g().wpr_meta(&sysmem());
         let b = m.as_bytes();
         let at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
         assert_eq!(at(0), 0xdc3a_ae21_371a_60b3);
@@ -632,19 +593,19 @@ mod tests {
         assert_eq!(at(64), 0);
         assert_eq!(at(72), 0x3000_0000);
         assert_eq!(at(80), 0x1000);
-        assert_eq!(at(88), 0x5_f750_0000);
-        assert_eq!(at(96), 0x5_f750_0000);
+        assert_eq!(at(88), 0x3_f7b0_0000);
+        assert_eq!(at(96), 0x3_f7b0_0000);
         assert_eq!(at(104), MIB);
-        assert_eq!(at(112), 0x5_f760_0000);
-        assert_eq!(at(120), 0x5_f770_0000);
-        assert_eq!(at(128), 107 * MIB);
-        assert_eq!(at(136), 0x5_fe2c_0000);
-        assert_eq!(at(144), 0x5_ffdf_f000);
-        assert_eq!(at(152), 0x5_ffe0_0000);
+        assert_eq!(at(112), 0x3_f7c0_0000);
+        assert_eq!(at(120), 0x3_f7d0_0000);
+        assert_eq!(at(128), 128 * MIB);
+        assert_eq!(at(136), 0x3_ffdd_0000);
+        assert_eq!(at(144), 0x3_ffdf_d000);
+        assert_eq!(at(152), 0x3_ffe0_0000);
         assert_eq!(at(160), MIB);
-        assert_eq!(at(168), 0x5_fff0_0000);
-        assert_eq!(at(176), GIB24);
-        assert_eq!(at(184), 0x5_fff0_0000);
+        assert_eq!(at(168), 0x3_fff0_0000);
+        assert_eq!(at(176), 16 * GIB);
+        assert_eq!(at(184), 0x3_fff0_0000);
         assert_eq!(at(192), MIB);
         assert!(b[200..].iter().all(|x| *x == 0));
     }

@@ -9,7 +9,7 @@
 
 mod firmware;
 
-use firmware::{Firmware, Image};
+use firmware::Firmware;
 use gsp::chip::Chipset;
 use gsp::elf::{Booter, ImageError, RiscvBootloader};
 use gsp::fb::{FbLayout, LayoutInput, Span, WprSysmem};
@@ -279,128 +279,89 @@ fn real_bootloader_descriptors_by_hand() {
     assert_eq!(ga.desc().fbReservedSize, 0x6000);
 }
 
-/// The 570.144 image and bootloader of `chip`, if fetched.
-fn set_570<'a>(fw: &'a Firmware, chip: &str) -> Option<(&'a Image, RiscvBootloader<'a>)> {
-    let img = fw.images.iter().find(|i| {
-        i.version == "570.144" && i.path.to_string_lossy().contains(&format!("/{chip}/"))
-    })?;
-    let bl =
-        RiscvBootloader::parse(fw.blob(&format!("{chip}/gsp/bootloader-570.144.bin"))?).ok()?;
-    Some((img, bl))
+/// What the hand derivation of a 24 GiB layout gives (FB end 0x6_0000_0000, display present
+/// but no valid VGA base, so VGA = [end − 1 MiB, end) and FRTS = the MiB below it).
+struct Expected {
+    /// Bootloader copy.
+    boot: Span,
+    /// Start of the ELF copy (it is `.fwimage` long).
+    elf_start: u64,
+    /// WPR2 heap.
+    heap: Span,
+    /// Start of WPR2 (the non-WPR heap is the MiB below).
+    wpr2_start: u64,
+    /// Bootloader code, data and manifest offsets.
+    offsets: (u64, u64, u64),
 }
 
-fn layout_for(chip: Chipset, img: &Image, bl: &RiscvBootloader) -> (FbLayout, WprSysmem) {
+/// Lay out the 570.144 `chip` set for 24 GiB and compare with `want`.
+fn check_24g(chip: Chipset, want: Expected) {
+    let Some(fw) = Firmware::load() else { return };
+    let name = chip.name();
+    let Some(img) = fw.images.iter().find(|i| {
+        i.version == "570.144" && i.path.to_string_lossy().contains(&format!("/{name}/"))
+    }) else {
+        return firmware::missing(&format!("570.144 {name} image"));
+    };
+    let Some(bl) = fw.blob(&format!("{name}/gsp/bootloader-570.144.bin")) else {
+        return firmware::missing(&format!("570.144 {name} bootloader"));
+    };
+    let bl = RiscvBootloader::parse(bl).unwrap();
     let parsed = img.parse();
+    let fwimage_len = parsed.fwimage().len() as u64;
     let input = LayoutInput {
         chip,
         fb_size: GIB24,
         vga_workspace: None,
-        fwimage_len: parsed.fwimage().len() as u64,
+        fwimage_len,
         bootloader_len: bl.ucode().len() as u64,
     };
-    let layout = FbLayout::compute(&input).unwrap();
+    let l = FbLayout::compute(&input).unwrap();
+    let span = |start, end| Span { start, end };
+    assert_eq!(l.vga_workspace, span(0x5_fff0_0000, 0x6_0000_0000));
+    assert_eq!(l.frts, span(0x5_ffe0_0000, 0x5_fff0_0000));
+    assert_eq!(l.boot, want.boot);
+    assert_eq!(l.elf, span(want.elf_start, want.elf_start + fwimage_len));
+    assert_eq!(l.wpr2_heap, want.heap);
+    assert_eq!(l.wpr2, span(want.wpr2_start, 0x5_fff0_0000));
+    assert_eq!(l.non_wpr_heap, span(want.wpr2_start - MIB, want.wpr2_start));
+
     let radix3 = radix3::Radix3 {
         level0: 0x8000_0000,
-        image_len: input.fwimage_len,
+        image_len: fwimage_len,
     };
     let sig = parsed.signature(chip).unwrap();
-    (
-        layout,
-        WprSysmem::new(radix3, bl, 0x9000_0000, sig, 0xa000_0000),
-    )
-}
-
-#[test]
-fn tu102_24g_layout_from_the_real_files() {
-    let Some(fw) = Firmware::load() else { return };
-    let Some((img, bl)) = set_570(&fw, "tu102") else {
-        return firmware::missing("570.144 tu102 set");
-    };
-    let (l, sys) = layout_for(Chipset::TU102, img, &bl);
-    // By hand, FB end 24 GiB = 0x6_0000_0000, display present but no VGA base:
-    // VGA workspace = end − 1 MiB = 0x5_fff0_0000 (already 128 KiB aligned);
-    // FRTS = [0x5_ffe0_0000, 0x5_fff0_0000);
-    // bootloader (0x1000) = [0x5_ffdf_f000, 0x5_ffe0_0000);
-    // ELF (0x1b3_4ea0): 0x5_ffdf_f000 − 0x1b3_4ea0 = 0x5_fe2c_a160 → 64 KiB: 0x5_fe2c_0000;
-    // heap (LibOS 2): 0 + 8 + 96 + ceil(96 KiB × 24 → 1 MiB) = 107 MiB in [64, 256) MiB;
-    //   start (0x5_fe2c_0000 − 0x6b0_0000 = 0x5_f77c_0000) → 1 MiB: 0x5_f770_0000,
-    //   end 0x5_fe2c_0000 → 1 MiB: 0x5_fe20_0000;
-    // WPR2 = [(0x5_f770_0000 − 0x100) → 1 MiB = 0x5_f760_0000, FRTS end);
-    // non-WPR heap = [0x5_f750_0000, 0x5_f760_0000).
+    let m = l.wpr_meta(&WprSysmem::new(radix3, &bl, 0x9000_0000, sig, 0xa000_0000));
     assert_eq!(
-        l.vga_workspace,
-        Span {
-            start: 0x5_fff0_0000,
-            end: 0x6_0000_0000
-        }
+        (m.sysmemAddrOfRadix3Elf, m.sizeOfRadix3Elf),
+        (0x8000_0000, fwimage_len)
     );
     assert_eq!(
-        l.frts,
-        Span {
-            start: 0x5_ffe0_0000,
-            end: 0x5_fff0_0000
-        }
+        (m.sysmemAddrOfBootloader, m.sizeOfBootloader),
+        (0x9000_0000, want.boot.len())
     );
     assert_eq!(
-        l.boot,
-        Span {
-            start: 0x5_ffdf_f000,
-            end: 0x5_ffe0_0000
-        }
+        (m.sysmemAddrOfSignature, m.sizeOfSignature),
+        (0xa000_0000, 0x1000)
     );
-    assert_eq!(
-        l.elf,
-        Span {
-            start: 0x5_fe2c_0000,
-            end: 0x5_fe2c_0000 + 0x1b3_4ea0
-        }
+    let offsets = (
+        m.bootloaderCodeOffset,
+        m.bootloaderDataOffset,
+        m.bootloaderManifestOffset,
     );
-    assert_eq!(
-        l.wpr2_heap,
-        Span {
-            start: 0x5_f770_0000,
-            end: 0x5_fe20_0000
-        }
-    );
-    assert_eq!(l.wpr2_heap.len(), 107 * MIB);
-    assert_eq!(
-        l.wpr2,
-        Span {
-            start: 0x5_f760_0000,
-            end: 0x5_fff0_0000
-        }
-    );
-    assert_eq!(
-        l.non_wpr_heap,
-        Span {
-            start: 0x5_f750_0000,
-            end: 0x5_f760_0000
-        }
-    );
-    let m = l.wpr_meta(&sys);
-    assert_eq!(
-        (m.sizeOfRadix3Elf, m.sizeOfBootloader, m.sizeOfSignature),
-        (0x1b3_4ea0, 0x1000, 0x1000)
-    );
-    assert_eq!(
-        (
-            m.bootloaderCodeOffset,
-            m.bootloaderDataOffset,
-            m.bootloaderManifestOffset
-        ),
-        (0, 0, 0)
-    );
+    assert_eq!(offsets, want.offsets);
+    let non_wpr = want.wpr2_start - MIB;
     assert_eq!(
         (m.gspFwRsvdStart, m.nonWprHeapOffset, m.nonWprHeapSize),
-        (0x5_f750_0000, 0x5_f750_0000, MIB)
+        (non_wpr, non_wpr, MIB)
     );
     assert_eq!(
         (m.gspFwWprStart, m.gspFwHeapOffset, m.gspFwHeapSize),
-        (0x5_f760_0000, 0x5_f770_0000, 107 * MIB)
+        (want.wpr2_start, want.heap.start, want.heap.len())
     );
     assert_eq!(
         (m.gspFwOffset, m.bootBinOffset),
-        (0x5_fe2c_0000, 0x5_ffdf_f000)
+        (want.elf_start, want.boot.start)
     );
     assert_eq!(
         (m.frtsOffset, m.frtsSize, m.gspFwWprEnd),
@@ -413,82 +374,54 @@ fn tu102_24g_layout_from_the_real_files() {
 }
 
 #[test]
+fn tu102_24g_layout_from_the_real_files() {
+    // 570.144 TU102: .fwimage 0x1b3_4ea0, bootloader payload 0x1000 (no monitor: offsets 0).
+    // Bootloader: 0x5_ffe0_0000 − 0x1000 = 0x5_ffdf_f000 (4 KiB aligned already).
+    // ELF: 0x5_ffdf_f000 − 0x1b3_4ea0 = 0x5_fe2c_a160 → down to 64 KiB: 0x5_fe2c_0000.
+    // Heap (LibOS 2): 0 + 8 + 96 + roundup(96 KiB × 24 = 2.25 MiB) = 3 → 107 MiB in [64, 256);
+    //   0x5_fe2c_0000 − 0x6b0_0000 = 0x5_f77c_0000 → 1 MiB: 0x5_f770_0000; end 0x5_fe20_0000.
+    // WPR2: (0x5_f770_0000 − 0x100) → 1 MiB: 0x5_f760_0000.
+    check_24g(
+        Chipset::TU102,
+        Expected {
+            boot: Span {
+                start: 0x5_ffdf_f000,
+                end: 0x5_ffe0_0000,
+            },
+            elf_start: 0x5_fe2c_0000,
+            heap: Span {
+                start: 0x5_f770_0000,
+                end: 0x5_fe20_0000,
+            },
+            wpr2_start: 0x5_f760_0000,
+            offsets: (0, 0, 0),
+        },
+    );
+}
+
+#[test]
 fn ga102_24g_layout_from_the_real_files() {
-    let Some(fw) = Firmware::load() else { return };
-    let Some((img, bl)) = set_570(&fw, "ga102") else {
-        return firmware::missing("570.144 ga102 set");
-    };
-    let (l, sys) = layout_for(Chipset::GA102, img, &bl);
-    // By hand, FB end 0x6_0000_0000, no VGA base: VGA = [0x5_fff0_0000, end);
-    // FRTS = [0x5_ffe0_0000, 0x5_fff0_0000); bootloader (0x6000) = [0x5_ffdf_a000, 0x5_ffe0_0000);
-    // ELF (0x3c9_9000): 0x5_ffdf_a000 − 0x3c9_9000 = 0x5_fc16_1000 → 64 KiB: 0x5_fc16_0000;
-    // heap (LibOS 3, 570.144): 22 + 8 + 96 + 3 = 129 MiB in [88, 280) MiB;
-    //   start (0x5_fc16_0000 − 0x810_0000 = 0x5_f406_0000) → 1 MiB: 0x5_f400_0000,
-    //   end 0x5_fc16_0000 → 1 MiB: 0x5_fc10_0000;
-    // WPR2 = [(0x5_f400_0000 − 0x100) → 1 MiB = 0x5_f3f0_0000, FRTS end);
-    // non-WPR heap = [0x5_f3e0_0000, 0x5_f3f0_0000).
-    assert_eq!(
-        l.frts,
-        Span {
-            start: 0x5_ffe0_0000,
-            end: 0x5_fff0_0000
-        }
-    );
-    assert_eq!(
-        l.boot,
-        Span {
-            start: 0x5_ffdf_a000,
-            end: 0x5_ffe0_0000
-        }
-    );
-    assert_eq!(
-        l.elf,
-        Span {
-            start: 0x5_fc16_0000,
-            end: 0x5_fc16_0000 + 0x3c9_9000
-        }
-    );
-    assert_eq!(
-        l.wpr2_heap,
-        Span {
-            start: 0x5_f400_0000,
-            end: 0x5_fc10_0000
-        }
-    );
-    assert_eq!(l.wpr2_heap.len(), 129 * MIB);
-    assert_eq!(
-        l.wpr2,
-        Span {
-            start: 0x5_f3f0_0000,
-            end: 0x5_fff0_0000
-        }
-    );
-    assert_eq!(
-        l.non_wpr_heap,
-        Span {
-            start: 0x5_f3e0_0000,
-            end: 0x5_f3f0_0000
-        }
-    );
-    let m = l.wpr_meta(&sys);
-    assert_eq!(
-        (
-            m.bootloaderCodeOffset,
-            m.bootloaderDataOffset,
-            m.bootloaderManifestOffset
-        ),
-        (0x1800, 0x800, 0)
-    );
-    assert_eq!(
-        (m.sizeOfRadix3Elf, m.sizeOfBootloader),
-        (0x3c9_9000, 0x6000)
-    );
-    assert_eq!(
-        (m.gspFwWprStart, m.gspFwHeapOffset, m.gspFwHeapSize),
-        (0x5_f3f0_0000, 0x5_f400_0000, 129 * MIB)
-    );
-    assert_eq!(
-        (m.gspFwOffset, m.bootBinOffset, m.gspFwRsvdStart),
-        (0x5_fc16_0000, 0x5_ffdf_a000, 0x5_f3e0_0000)
+    // 570.144 GA102: .fwimage 0x3c9_9000, bootloader payload 0x6000, monitor code @0x1800,
+    // data @0x800, manifest @0.
+    // Bootloader: 0x5_ffe0_0000 − 0x6000 = 0x5_ffdf_a000.
+    // ELF: 0x5_ffdf_a000 − 0x3c9_9000 = 0x5_fc16_1000 → down to 64 KiB: 0x5_fc16_0000.
+    // Heap (LibOS 3, 570.144): 22 + 8 + 96 + 3 = 129 MiB in [88, 280);
+    //   0x5_fc16_0000 − 0x810_0000 = 0x5_f406_0000 → 1 MiB: 0x5_f400_0000; end 0x5_fc10_0000.
+    // WPR2: (0x5_f400_0000 − 0x100) → 1 MiB: 0x5_f3f0_0000.
+    check_24g(
+        Chipset::GA102,
+        Expected {
+            boot: Span {
+                start: 0x5_ffdf_a000,
+                end: 0x5_ffe0_0000,
+            },
+            elf_start: 0x5_fc16_0000,
+            heap: Span {
+                start: 0x5_f400_0000,
+                end: 0x5_fc10_0000,
+            },
+            wpr2_start: 0x5_f3f0_0000,
+            offsets: (0x1800, 0x800, 0),
+        },
     );
 }
