@@ -2,6 +2,7 @@
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod libdrm;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -10,6 +11,10 @@ usage: cargo xtask <command>
   test                run the whole test suite (what CI runs)
   bench NAME          run a benchmark; ends with `ratio NAME VALUE goal OP TARGET` lines
                       names: hop pci dma fw gspq ioctl sel4
+  libdrm-demo [--kill-gpu]
+                      run Debian's unmodified libdrm_nouveau (clients/libdrm/test_nouveau.c) against
+                      the hosted system through the LD_PRELOAD interposer; --kill-gpu adds a pass
+                      that kills gpu mid-run (error from libdrm, then recovery)
 ";
 
 fn main() -> ExitCode {
@@ -31,6 +36,7 @@ fn main() -> ExitCode {
         ),
         Some("test") => test(),
         Some("bench") => bench::run(&rest),
+        Some("libdrm-demo") => libdrm::demo(&rest),
         _ => {
             eprint!("{USAGE}");
             ExitCode::from(2)
