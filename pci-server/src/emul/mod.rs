@@ -219,3 +219,176 @@ impl<const N: usize> ConfigSpace for Topology<N> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regs;
+
+    fn at(bus: u8, dev: u8, func: u8) -> Bdf {
+        Bdf::new(bus, dev, func).unwrap()
+    }
+
+    #[test]
+    fn registers_follow_hardware_write_rules() {
+        let mut f = EmuFunction::endpoint(0x10de, 0x2204, 0x03_00_00);
+        f.bar(
+            1,
+            EmuBar::Mem64 {
+                size: 256 << 20,
+                prefetchable: true,
+            },
+        )
+        .unwrap()
+        .rom(512 << 10)
+        .unwrap();
+        // Ids and class are read-only.
+        f.write(0, Width::U32, 0);
+        f.write(8, Width::U32, 0);
+        assert_eq!(
+            (f.read(0, Width::U32), f.read(8, Width::U32) >> 8),
+            (0x2204_10de, 0x03_00_00)
+        );
+        // Sizing: all ones read back the size mask; the type bits stay.
+        f.write(0x14, Width::U32, u32::MAX);
+        f.write(0x18, Width::U32, u32::MAX);
+        assert_eq!(
+            (f.read(0x14, Width::U32), f.read(0x18, Width::U32)),
+            (0xf000_000c, u32::MAX)
+        );
+        f.write(0x30, Width::U32, u32::MAX);
+        assert_eq!(f.read(0x30, Width::U32), 0xfff8_0001);
+        // Status bits are write-one-to-clear.
+        f.poke(0x07, &[0x20 | 0x80]).unwrap();
+        f.write(0x06, Width::U16, 0x8000);
+        assert_eq!(f.read(0x06, Width::U16) >> 8, 0x20);
+        // Unimplemented BARs stay zero.
+        f.write(0x10, Width::U32, u32::MAX);
+        assert_eq!(f.read(0x10, Width::U32), 0);
+        assert_eq!(
+            f.bar(
+                5,
+                EmuBar::Mem64 {
+                    size: 16,
+                    prefetchable: false
+                }
+            )
+            .unwrap_err(),
+            EmuError::BadBar
+        );
+        assert_eq!(
+            f.bar(
+                0,
+                EmuBar::Mem32 {
+                    size: 24,
+                    prefetchable: false
+                }
+            )
+            .unwrap_err(),
+            EmuError::BadBar
+        );
+    }
+
+    #[test]
+    fn routing_needs_bus_numbers_and_respects_ports() {
+        let mut t: Topology<4> = Topology::new();
+        let mut rp = EmuFunction::bridge(0x1b36, 0x000c);
+        rp.pcie(PcieType::RootPort, true).unwrap();
+        let rp = t.add(Slot::At(at(0, 1, 0)), rp).unwrap();
+        let dev = t
+            .add(
+                Slot::Below {
+                    bridge: rp,
+                    devfn: 0,
+                },
+                EmuFunction::endpoint(1, 2, 0),
+            )
+            .unwrap();
+        let ari = t
+            .add(
+                Slot::Below {
+                    bridge: rp,
+                    devfn: 9,
+                },
+                EmuFunction::endpoint(1, 3, 0),
+            )
+            .unwrap();
+        assert_eq!(
+            t.add(
+                Slot::Below {
+                    bridge: dev,
+                    devfn: 1
+                },
+                EmuFunction::endpoint(1, 4, 0)
+            ),
+            Err(EmuError::NotABridge)
+        );
+        assert_eq!(
+            t.add(Slot::At(at(0, 1, 0)), EmuFunction::endpoint(1, 4, 0)),
+            Err(EmuError::DuplicateSlot)
+        );
+        assert_eq!(t.route(at(1, 0, 0)), None);
+        t.write(at(0, 1, 0), regs::PRIMARY_BUS, Width::U32, 0x00_02_01_00)
+            .unwrap();
+        assert_eq!(t.route(at(1, 0, 0)), Some(dev));
+        // Only device 0 below a port without ARI forwarding enabled.
+        assert_eq!(t.route(at(1, 1, 1)), None);
+        let devctl2 = 0x40 + regs::EXP_DEVCTL2;
+        t.write(
+            at(0, 1, 0),
+            devctl2,
+            Width::U16,
+            u32::from(regs::EXP_DEVCTL2_ARI),
+        )
+        .unwrap();
+        assert_eq!(t.route(at(1, 1, 1)), Some(ari));
+        // Bus 2 is in range but nothing is on it; bus 3 is out of range.
+        assert_eq!((t.route(at(2, 0, 0)), t.route(at(3, 0, 0))), (None, None));
+    }
+
+    #[test]
+    fn serves_the_config_protocol() {
+        extern crate std;
+        let mut t: Topology<1> = Topology::new();
+        t.add(
+            Slot::At(at(0, 0, 0)),
+            EmuFunction::host_bridge(0x8086, 0x29c0),
+        )
+        .unwrap();
+        struct K(pd_core::MessageRegisters);
+        impl Kernel for K {
+            fn pd_name(&self) -> &str {
+                "gsp_model"
+            }
+            fn notify(&mut self, _: pd_core::Channel) -> Result<(), pd_core::IpcError> {
+                Ok(())
+            }
+            fn ppcall(
+                &mut self,
+                _: pd_core::Channel,
+                _: MessageInfo,
+            ) -> Result<MessageInfo, pd_core::IpcError> {
+                Err(pd_core::IpcError::Unsupported)
+            }
+            fn mrs(&mut self) -> &mut pd_core::MessageRegisters {
+                &mut self.0
+            }
+            fn now_ns(&self) -> u64 {
+                0
+            }
+        }
+        let mut k = K(Default::default());
+        let req = ConfigRequest {
+            op: pci_api::cfg::ConfigOp::Read,
+            bdf: at(0, 0, 0),
+            offset: 0,
+            width: Width::U32,
+            value: 0,
+        };
+        let info = req.encode(&mut k.0);
+        let reply = t.serve(&mut k, info);
+        assert_eq!((reply.label(), k.0.get(0)), (0, 0x29c0_8086));
+        let reply = t.serve(&mut k, MessageInfo::new(7, 3));
+        assert_eq!(reply.label(), pci_api::cfg::ConfigError::BadRequest as u64);
+    }
+}
