@@ -2,6 +2,7 @@
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod image;
 mod libdrm;
 
 const USAGE: &str = "\
@@ -15,6 +16,14 @@ usage: cargo xtask <command>
                       run Debian's unmodified libdrm_nouveau (clients/libdrm/test_nouveau.c) against
                       the hosted system through the LD_PRELOAD interposer; --kill-gpu adds a pass
                       that kills gpu mid-run (error from libdrm, then recovery)
+  lspci FILE...       decode saved `lspci -xxx`/`-xxxx` dumps into the PCI server's device table
+  image [--board B] [--config debug|release]
+                      build the seL4 Microkit image images/out/B/loader.img (needs MICROKIT_SDK)
+  qemu [--board B] [--config C] [-- QEMU ARGS]
+                      build and boot it in QEMU; exits with the demo's verdict
+  test-image [--board B] [--config C]
+                      boot it and check the console step by step (SKIPPED without the SDK)
+                      boards: qemu_virt_aarch64 (default), x86_64_generic
 ";
 
 fn main() -> ExitCode {
@@ -37,6 +46,25 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => bench::run(&rest),
         Some("libdrm-demo") => libdrm::demo(&rest),
+        // Decode saved lspci dumps with the PCI server's own probe (pci-server/src/bin/lspci.rs).
+        Some("lspci") => {
+            // Paths are relative to where the user stands; cargo runs from the workspace root.
+            let files: Vec<String> = rest
+                .iter()
+                .map(|p| {
+                    std::fs::canonicalize(p)
+                        .map_or_else(|_| p.to_string(), |a| a.display().to_string())
+                })
+                .collect();
+            let files: Vec<&str> = files.iter().map(String::as_str).collect();
+            cargo(
+                &["run", "--quiet", "-p", "pci-server", "--bin", "lspci", "--"],
+                &files,
+            )
+        }
+        Some("image") => image::image(&rest),
+        Some("qemu") => image::qemu(&rest),
+        Some("test-image") => image::test_image(&rest),
         _ => {
             eprint!("{USAGE}");
             ExitCode::from(2)

@@ -1,0 +1,62 @@
+//! The seL4 platform of the PD programming model: `pd-core`'s [`Kernel`](pd_core::Kernel) and
+//! [`Handler`](pd_core::Handler) on rust-sel4's `sel4-microkit`, so the server crates and the PD
+//! modules of `pd-programs` run on seL4 unchanged.
+//!
+//! Role: each program image of `system.xml` is a thin binary that names its PD module's `init`
+//! in [`protection_domain!`]. This crate then
+//! - implements [`Kernel`](pd_core::Kernel) on Microkit's channels ([`Sel4Kernel`]): notify and
+//!   PPC check the channel masks the Microkit tool patched in, so an undeclared channel is an
+//!   [`IpcError`](pd_core::IpcError), never a capability fault;
+//! - runs Microkit's event loop ([`Adapter`], a `sel4_microkit::Handler`) and forwards
+//!   `notified`, `protected` and, in a parent, `fault` to the PD's handler;
+//! - restarts a faulted child on the parent's request (Microkit's `microkit_pd_restart`) at a
+//!   *warm* entry point, which rebuilds the PD with its `init` and answers a caller left waiting by
+//!   the fault with [`PEER_FAULTED_LABEL`] (its `ppcall` returns `IpcError::PeerFaulted`);
+//! - logs through `log` to the kernel's debug console, every line prefixed with the PD's name.
+//!
+//! Protocol: Microkit 2.3.0's (channel ids are badges; PPC message registers are copied; a
+//! fault of a child arrives at its parent as a fault message). Trust: the glue trusts the
+//! Microkit tool's patched symbols and the kernel; everything a peer sends is passed to the
+//! handler unchecked except the channel id, as on every platform.
+#![no_std]
+#![deny(unsafe_code)]
+#![feature(used_with_arg)]
+
+mod adapter;
+mod clock;
+mod console;
+mod fault;
+mod kernel;
+mod restart;
+mod system;
+
+pub use adapter::Adapter;
+pub use kernel::Sel4Kernel;
+pub use restart::PEER_FAULTED_LABEL;
+pub use system::{region_paddr, setvar};
+
+#[doc(hidden)]
+pub use sel4_microkit as __sel4_microkit;
+
+/// A PD's stack (rust-sel4's own stack, reset on every restart). Generous because a server's
+/// state is built on it before it moves into the [`Adapter`].
+pub const STACK_SIZE: usize = 0x8_0000;
+
+/// Declares the PD's entry point: `init` (a `fn(&mut dyn pd_core::Kernel) -> H` with
+/// `H: pd_core::Handler`) builds the PD's handler, on the first start and on every restart.
+///
+/// ```ignore
+/// pd_sel4::protection_domain!(pd_programs::pci::init);
+/// ```
+#[macro_export]
+macro_rules! protection_domain {
+    ($init:path) => {
+        $crate::protection_domain!($init, stack_size = $crate::STACK_SIZE);
+    };
+    ($init:path, stack_size = $stack:expr) => {
+        $crate::__sel4_microkit::declare_protection_domain! {
+            init = || $crate::Adapter::start($init),
+            stack_size = $stack,
+        }
+    };
+}
