@@ -63,6 +63,13 @@ pub struct BootSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootError(String);
 
+impl BootError {
+    /// A channel id out of range.
+    pub fn channel(id: u8) -> Self {
+        Self(format!("channel id {id} out of range"))
+    }
+}
+
 impl fmt::Display for BootError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "bad PD arguments: {}", self.0)

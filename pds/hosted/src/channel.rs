@@ -1,33 +1,37 @@
-//! The notify and PPC protocol on a [`ChannelPage`], for the two end PDs and the runtime.
+//! The notify and PPC protocol on a [`ChannelPage`], for the two end PDs and the runtime. Every
+//! wait and wake-up follows `wait`'s protocol (spin, announce, sleep; the writer wakes).
 //!
-//! Notification: the sender sets [`NOTIFY`] in the receiver's doorbell; bits coalesce until the
-//! receiver takes them, as seL4 notification words do.
+//! Notification: the sender increments the receiver's notification count; the receiver delivers
+//! one notification whenever the count differs from the last it saw, so notifications coalesce as
+//! seL4 notification words do, and receiving writes nothing shared.
 //!
 //! PPC (one slot per channel; only the `pp` end calls, and a PD is in at most one call at a time):
 //!
 //! ```text
-//! caller: write label, count, MRs, called_at; state := seq|CALLED; ring CALL; wait for state != CALLED
-//! callee: take CALL; read the slot if state is CALLED; run `protected`; write the reply;
-//!         CAS state seq|CALLED -> seq|REPLIED (fails if the call was abandoned: the reply is dropped)
+//! caller: write label, count, MRs; state := seq|CALLED; wait until state != seq|CALLED
+//! callee: sees CALLED; reads the slot; runs `protected`; writes the reply;
+//!         CAS state seq|CALLED -> seq|REPLIED (fails if the call was abandoned: reply dropped)
 //! runtime: callee died     -> CAS CALLED -> FAULTED     (the caller gets PeerFaulted)
 //!          deadline missed -> CAS CALLED -> TIMED_OUT   (the caller gets Timeout)
 //!          caller died     -> CAS CALLED -> IDLE         (a late reply is dropped)
 //! ```
 //!
+//! The callee waits on the state word for calls and the caller for replies; as the word is CALLED
+//! exactly while the caller may wait and the callee may not, at most one of them sleeps on it.
 //! The sequence number makes a reply meant for an abandoned call unable to answer the next one.
 //! A call made while the callee is dead (killed, waiting for its parent's decision) stays pending
 //! and is served by the restarted instance; a callee stopped for good has its `stopped` flag set,
 //! which the caller checks after publishing its call (and the runtime sets before failing pending
 //! calls), so no call waits on a PD that will never run again.
 
-use crate::pages::{ChannelPage, CALL, NOTIFY};
+use crate::pages::{ChannelPage, NOTIFY_COUNT, WAITING};
 use crate::wait::{self, Spin};
 use pd_core::{IpcError, MessageInfo, MessageRegisters};
 use std::sync::atomic::Ordering;
 
 const PHASE_MASK: u32 = 0b111;
 const SEQ_SHIFT: u32 = 3;
-const SEQ_MASK: u32 = (crate::pages::WAITING - 1) >> SEQ_SHIFT;
+const SEQ_MASK: u32 = (WAITING - 1) >> SEQ_SHIFT;
 
 /// Where a call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +90,16 @@ impl Ends {
 
 /// Notify the peer.
 pub fn notify(page: &ChannelPage, ends: Ends) {
-    if let Some(word) = page.doorbell.get(ends.peer) {
-        wait::ring(word, NOTIFY);
+    if let Some(word) = page.notify.get(ends.peer) {
+        wait::update(word, |v| Some(v.wrapping_add(1) & NOTIFY_COUNT));
     }
+}
+
+/// The notification count of our end (compare with the last one seen).
+pub fn notifications(page: &ChannelPage, ends: Ends) -> u32 {
+    page.notify
+        .get(ends.own)
+        .map_or(0, |w| w.load(Ordering::Acquire) & NOTIFY_COUNT)
 }
 
 /// Call the peer: send `msg` with the first `msg.count()` registers of `mrs`, wait, and leave the
@@ -103,7 +114,6 @@ pub fn call(
     mrs: &mut MessageRegisters,
     msg: MessageInfo,
     spin: Spin,
-    now_ns: u64,
 ) -> Result<MessageInfo, IpcError> {
     let seq = seq_of(page.state.load(Ordering::Acquire)).wrapping_add(1);
     for (slot, v) in page.mrs.iter().zip(mrs.as_slice()).take(msg.count()) {
@@ -112,29 +122,16 @@ pub fn call(
     // CAST: count is clamped to 64 by MessageInfo.
     page.count.store(msg.count() as u32, Ordering::Relaxed);
     page.label.store(msg.label(), Ordering::Relaxed);
-    page.called_at.store(now_ns, Ordering::Relaxed);
-    page.state
-        .store(state(seq, Phase::Called), Ordering::SeqCst);
-    let doorbell = page.doorbell.get(ends.peer).ok_or(IpcError::BadChannel)?;
-    wait::ring(doorbell, CALL);
+    let called = state(seq, Phase::Called);
+    wait::publish(&page.state, called);
     let stopped = page.stopped.get(ends.peer).ok_or(IpcError::BadChannel)?;
     if stopped.load(Ordering::SeqCst) != 0 {
-        let called = state(seq, Phase::Called);
-        if page
-            .state
-            .compare_exchange(
-                called,
-                state(seq, Phase::Idle),
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            )
-            .is_ok()
-        {
+        let idle = state(seq, Phase::Idle);
+        if wait::update(&page.state, |v| (v == called).then_some(idle)).is_some() {
             return Err(IpcError::PeerFaulted);
         }
     }
-    let done = |v: u32| seq_of(v) != seq || Phase::of(v) != Phase::Called;
-    let end = wait::wait_word(&page.state, spin, None, done).unwrap_or(0);
+    let end = wait::wait_word(&page.state, spin, None, |v| v != called).unwrap_or(0);
     match (seq_of(end) == seq, Phase::of(end)) {
         (true, Phase::Replied) => {
             let reply = MessageInfo::new(
@@ -158,6 +155,16 @@ pub fn call(
     }
 }
 
+/// Whether the slot holds a pending call (the callee's poll; a read only).
+pub fn has_call(page: &ChannelPage) -> bool {
+    is_called(page.state.load(Ordering::Acquire))
+}
+
+/// Whether a state word value is a pending call.
+pub fn is_called(state: u32) -> bool {
+    Phase::of(state) == Phase::Called
+}
+
 /// A call taken by the callee: its sequence number and message (registers copied into `mrs`).
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming {
@@ -166,7 +173,7 @@ pub struct Incoming {
     pub msg: MessageInfo,
 }
 
-/// The pending call, if the slot holds one (after the callee took [`CALL`] from its doorbell).
+/// The pending call, if the slot holds one, with its registers copied into `mrs`.
 pub fn take_call(page: &ChannelPage, mrs: &mut MessageRegisters) -> Option<Incoming> {
     let s = page.state.load(Ordering::Acquire);
     if Phase::of(s) != Phase::Called {
@@ -213,33 +220,15 @@ pub fn reply(
 /// Move a pending call with sequence `seq` to `phase` and wake its caller; false when the call is
 /// no longer pending.
 fn finish(page: &ChannelPage, seq: u32, phase: Phase) -> bool {
-    let mut cur = page.state.load(Ordering::Acquire);
-    loop {
-        if seq_of(cur) != seq || Phase::of(cur) != Phase::Called {
-            return false;
-        }
-        let waiting = cur & crate::pages::WAITING;
-        match page.state.compare_exchange_weak(
-            cur,
-            state(seq, phase) | waiting,
-            Ordering::SeqCst,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
-                if waiting != 0 {
-                    crate::sys::futex::wake(&page.state);
-                }
-                return true;
-            }
-            Err(now) => cur = now,
-        }
-    }
+    let called = state(seq, Phase::Called);
+    wait::update(&page.state, |v| (v == called).then_some(state(seq, phase))).is_some()
 }
 
-/// Runtime: the pending call's start time, if one is pending.
-pub fn pending_since(page: &ChannelPage) -> Option<u64> {
-    let s = page.state.load(Ordering::Acquire);
-    (Phase::of(s) == Phase::Called).then(|| page.called_at.load(Ordering::Relaxed))
+/// Runtime: the pending call, if one is pending, as a value that changes with every call (the
+/// watchdog times a call from when it first sees this value).
+pub fn pending(page: &ChannelPage) -> Option<u32> {
+    let s = page.state.load(Ordering::Acquire) & !WAITING;
+    (Phase::of(s) == Phase::Called).then_some(s)
 }
 
 /// Runtime: end the pending call, if any, with `phase` (`Faulted`, `TimedOut`, or `Idle` when the
@@ -271,9 +260,10 @@ mod tests {
 
     fn serve_one(map: &Mapping, add: u64) -> bool {
         let p = map.page::<ChannelPage>().unwrap();
-        let bell = &p.doorbell[1];
-        wait::wait_word(bell, Spin::default(), None, |v| v & CALL != 0);
-        assert_eq!(wait::take(bell) & CALL, CALL);
+        wait::wait_word(&p.state, Spin::default(), None, |v| {
+            Phase::of(v) == Phase::Called
+        });
+        assert!(has_call(p));
         let mut mrs = MessageRegisters::default();
         let Some(call) = take_call(p, &mut mrs) else {
             return false;
@@ -281,12 +271,8 @@ mod tests {
         for i in 0..call.msg.count() {
             mrs.set(i, mrs.get(i) + add);
         }
-        reply(
-            p,
-            call,
-            &mrs,
-            MessageInfo::new(call.msg.label() + 1, call.msg.count()),
-        )
+        let reply_msg = MessageInfo::new(call.msg.label() + 1, call.msg.count());
+        reply(p, call, &mrs, reply_msg)
     }
 
     #[test]
@@ -306,7 +292,6 @@ mod tests {
             &mut mrs,
             MessageInfo::new(9, 3),
             Spin::default(),
-            1,
         )
         .unwrap();
         assert!(callee.join().unwrap());
@@ -328,10 +313,10 @@ mod tests {
             let m2 = Arc::clone(&map);
             let runtime = std::thread::spawn(move || {
                 let p = m2.page::<ChannelPage>().unwrap();
-                while pending_since(p).is_none() {
+                while pending(p).is_none() {
                     std::thread::yield_now();
                 }
-                assert_eq!(pending_since(p), Some(42));
+                assert_eq!(pending(p), Some(state(1, Phase::Called)));
                 assert!(end_pending(p, phase));
             });
             let p = map.page::<ChannelPage>().unwrap();
@@ -342,7 +327,6 @@ mod tests {
                 &mut mrs,
                 MessageInfo::new(1, 0),
                 Spin { ns: 0 },
-                42,
             );
             runtime.join().unwrap();
             assert_eq!(r, Err(err));
@@ -379,10 +363,9 @@ mod tests {
             &mut mrs,
             MessageInfo::new(1, 0),
             Spin::default(),
-            0,
         );
         assert_eq!(r, Err(IpcError::PeerFaulted));
-        assert_eq!(pending_since(p), None);
+        assert_eq!(pending(p), None);
         set_stopped(p, 1, false);
         assert_eq!(p.stopped[1].load(Ordering::SeqCst), 0);
     }
@@ -391,10 +374,20 @@ mod tests {
     fn notifications_coalesce() {
         let map = page();
         let p = map.page::<ChannelPage>().unwrap();
-        notify(p, Ends::from(1));
-        notify(p, Ends::from(1));
-        assert_eq!(wait::take(&p.doorbell[0]), NOTIFY);
-        assert_eq!(wait::take(&p.doorbell[0]), 0);
-        assert_eq!(p.doorbell[1].load(Ordering::SeqCst), 0);
+        let (a, b) = (Ends::from(0), Ends::from(1));
+        let seen = notifications(p, a);
+        notify(p, b);
+        notify(p, b);
+        let now = notifications(p, a);
+        assert_ne!(now, seen, "end 0 sees new notifications");
+        assert_eq!(now, notifications(p, a), "reading consumes nothing shared");
+        assert_eq!(notifications(p, b), 0, "end 1 got none");
+        p.notify[0].store(NOTIFY_COUNT, Ordering::SeqCst);
+        notify(p, b);
+        assert_eq!(
+            notifications(p, a),
+            0,
+            "the count wraps without touching WAITING"
+        );
     }
 }

@@ -65,7 +65,7 @@ pub fn post(ctl: &ControlPage, child: u8, kind: FaultKind) {
         .store(u32::from(arg.is_some()), Ordering::Relaxed);
     rec.arg.store(arg.unwrap_or(0), Ordering::Relaxed);
     ctl.faults_pending.fetch_or(bit, Ordering::SeqCst);
-    crate::wait::ring(&ctl.event, FAULT);
+    crate::wait::update(&ctl.event, |v| Some(v | FAULT));
 }
 
 /// PD: take every pending report, as (child id, kind), lowest id first.

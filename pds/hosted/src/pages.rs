@@ -3,7 +3,7 @@
 //! cause undefined behaviour in the other process.
 //!
 //! - A **channel page** exists per declared channel and is mapped only into its two end PDs (and
-//!   the runtime): per-end doorbell words and the PPC slot. An undeclared channel has no page, so a
+//!   the runtime): per-end notification words and the PPC slot. An undeclared channel has no page, so a
 //!   PD cannot reach a PD it has no channel to.
 //! - A **control page** exists per PD and is shared only with the runtime: fault reports about the
 //!   PD's children, its requests to restart or stop them, its verdict, and the address of its own
@@ -12,35 +12,38 @@
 use pd_core::MSG_REGS;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
-/// Doorbell bit: a notification is pending (they coalesce).
-pub const NOTIFY: u32 = 1;
-/// Doorbell bit: a PPC is waiting in the slot.
-pub const CALL: u32 = 1 << 1;
-/// Control doorbell bit: a child fault report is pending.
-pub const FAULT: u32 = 1 << 2;
-/// Set by a waiter before it sleeps on a word: whoever changes the word must `futex_wake` it.
+/// A notification word counts notifications in these bits (modulo 2^30); the receiver remembers
+/// the last count it saw, so notifications coalesce and receiving needs no atomic write.
+pub const NOTIFY_COUNT: u32 = (1 << 30) - 1;
+/// Control word bit: a child fault report is pending.
+pub const FAULT: u32 = 1;
+/// Set by a waiter before it sleeps on a word: whoever replaces the word must `futex_wake` it.
 pub const WAITING: u32 = 1 << 31;
 
 /// One channel's shared page.
+///
+/// The notification words, the slot header and the first 5 message registers share the first
+/// cache line, so a short PPC moves one line each way, as a hand-written ping-pong would.
 #[repr(C)]
 #[derive(Debug)]
 pub struct ChannelPage {
-    /// Doorbell of each end, indexed like the `end`s in system.xml: [`NOTIFY`] | [`CALL`] |
-    /// [`WAITING`]. The other end rings it; the owner consumes it.
-    pub doorbell: [AtomicU32; 2],
-    /// Set by the runtime while the PD at that end is stopped for good: calls fail at once.
-    pub stopped: [AtomicU32; 2],
-    /// The PPC slot's state word: `seq << 3 | phase`, plus [`WAITING`] (see `channel`).
+    /// Notifications to each end, indexed like the `end`s in system.xml: a count
+    /// ([`NOTIFY_COUNT`]) plus [`WAITING`]. The other end increments it.
+    pub notify: [AtomicU32; 2],
+    /// The PPC slot's state word: `seq << 3 | phase`, plus [`WAITING`] (see `channel`). The
+    /// callee waits on it for calls, the caller for the reply.
     pub state: AtomicU32,
     /// Message register count of the request, then of the reply.
     pub count: AtomicU32,
     /// Label of the request, then of the reply.
     pub label: AtomicU64,
-    /// When the pending call was made (`CLOCK_MONOTONIC` ns), for the runtime's watchdog.
-    pub called_at: AtomicU64,
     /// Message registers: the request's, then the reply's.
     pub mrs: [AtomicU64; MSG_REGS],
+    /// Set by the runtime while the PD at that end is stopped for good: calls fail at once.
+    pub stopped: [AtomicU32; 2],
 }
+
+const _: () = assert!(std::mem::offset_of!(ChannelPage, mrs) == 24);
 
 /// A child's fault report, written by the runtime for the parent.
 #[repr(C)]

@@ -3,22 +3,25 @@
 //! inside a `ppcall` it is not in this loop, so, as on Microkit, nothing is delivered to it until
 //! the call returns.
 //!
-//! Idle, it spins on its doorbell words for the spin budget, then announces itself on every word
-//! ([`WAITING`]) and sleeps in one `futex_waitv` on all of them, until the timer's deadline.
+//! Idle, it polls its words for the spin budget (reads only), then announces itself on each of
+//! them and sleeps in one `futex_waitv` on all of them, until the timer's deadline: the control
+//! page's event word, its notification word of every channel, and the slot of every channel it
+//! serves.
 
 use super::kernel::HostedKernel;
 use crate::channel;
-use crate::pages::{CALL, FAULT, NOTIFY, WAITING};
+use crate::pages::FAULT;
 use crate::sys::{clock, futex::WaitSet};
 use crate::wait;
-use pd_core::{Channel, ChannelSet, Child, Handler};
+use pd_core::{ChannelSet, Child, Handler};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A started hosted PD: its kernel and the words it sleeps on.
 #[derive(Debug)]
 pub struct HostedPd {
     pub(crate) kernel: HostedKernel,
-    /// The control page's event word, then each channel's doorbell of our end.
+    /// The control page's event word, then per end its notification word and, for the ends it
+    /// serves, its slot's state word (the order `ready` and `idle` rely on).
     pub(crate) words: Vec<&'static AtomicU32>,
     pub(crate) waitset: WaitSet,
 }
@@ -29,7 +32,7 @@ impl HostedPd {
         let k = &mut self.kernel;
         let mut any = false;
         if wait::take(&k.control.event) & FAULT != 0
-            || k.control.faults_pending.load(Ordering::SeqCst) != 0
+            || k.control.faults_pending.load(Ordering::Acquire) != 0
         {
             for (id, kind) in crate::fault::take(k.control) {
                 if let Ok(child) = Child::try_new(u64::from(id)) {
@@ -39,39 +42,24 @@ impl HostedPd {
             }
         }
         let mut notified = ChannelSet::EMPTY;
-        let mut calls = ChannelSet::EMPTY;
-        for (id, end) in k.channels.iter().enumerate() {
-            let Some(end) = end else { continue };
-            let Some(word) = end.page.doorbell.get(end.ends.own) else {
-                continue;
-            };
-            let bits = wait::take(word);
-            // CAST: usize to u64 is lossless; the table has MAX_CHANNELS entries.
-            let Ok(ch) = Channel::try_new(id as u64) else {
-                continue;
-            };
-            if bits & NOTIFY != 0 {
-                notified = notified.with(ch);
-            }
-            if bits & CALL != 0 && end.serves {
-                calls = calls.with(ch);
+        for end in &mut k.ends {
+            let count = channel::notifications(end.page, end.ends);
+            if count != end.seen {
+                end.seen = count;
+                notified = notified.with(end.id);
             }
         }
         if !notified.is_empty() {
             handler.notified(k, notified);
             any = true;
         }
-        for ch in calls.iter() {
-            let Some(page) = k
-                .channels
-                .get(usize::from(ch.index()))
-                .and_then(|e| e.as_ref())
-                .map(|e| e.page)
+        for i in 0..k.ends.len() {
+            let Some((page, id)) = k.ends.get(i).filter(|e| e.serves).map(|e| (e.page, e.id))
             else {
                 continue;
             };
             if let Some(call) = channel::take_call(page, &mut k.mrs) {
-                let reply = handler.protected(k, ch, call.msg);
+                let reply = handler.protected(k, id, call.msg);
                 channel::reply(page, call, &k.mrs, reply);
                 any = true;
             }
@@ -84,41 +72,65 @@ impl HostedPd {
         any
     }
 
+    /// Whether any word says there is an event (reads only).
+    fn ready(&self) -> bool {
+        let k = &self.kernel;
+        k.control.event.load(Ordering::Acquire) & FAULT != 0
+            || k.ends.iter().any(|e| {
+                channel::notifications(e.page, e.ends) != e.seen
+                    || (e.serves && channel::has_call(e.page))
+            })
+            || k.timeout.is_some_and(|t| clock::now_ns() >= t)
+    }
+
     /// Spin, then sleep until a word changes or the timer is due.
     fn idle(&mut self) {
-        let words = &self.words;
-        let pending = || {
-            words
-                .iter()
-                .any(|w| w.load(Ordering::Acquire) & !WAITING != 0)
-        };
-        let timeout = self.kernel.timeout;
-        let due = || timeout.is_some_and(|t| clock::now_ns() >= t);
         if self
             .kernel
             .spin
-            .poll(|| (pending() || due()).then_some(()))
+            .poll(|| self.ready().then_some(()))
             .is_some()
         {
             return;
         }
-        // Announce on every word; sleep only if all of them still hold no event.
-        let mut asleep = true;
-        for w in words {
-            let v = match w.compare_exchange(0, WAITING, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => WAITING,
-                Err(now) => now,
-            };
-            if v != WAITING {
-                asleep = false;
-                break;
+        // Announce on every word (in `words` order); sleep only if none shows an event.
+        let k = &self.kernel;
+        let mut announced = Vec::with_capacity(self.words.len());
+        let mut events = false;
+        let mut words = self.words.iter();
+        if let Some(w) = words.next() {
+            match wait::announce(w, |v| v & FAULT != 0) {
+                Some(a) => announced.push((*w, a)),
+                None => events = true,
             }
         }
-        if asleep && !due() {
-            self.waitset.wait(words.iter().map(|_| WAITING), timeout);
+        for e in &k.ends {
+            if events {
+                break;
+            }
+            let seen = e.seen;
+            if let Some(w) = words.next() {
+                match wait::announce(w, |v| v & crate::pages::NOTIFY_COUNT != seen) {
+                    Some(a) => announced.push((*w, a)),
+                    None => events = true,
+                }
+            }
+            if e.serves && !events {
+                if let Some(w) = words.next() {
+                    match wait::announce(w, channel::is_called) {
+                        Some(a) => announced.push((*w, a)),
+                        None => events = true,
+                    }
+                }
+            }
         }
-        for w in words {
-            w.fetch_and(!WAITING, Ordering::AcqRel);
+        let timeout = k.timeout;
+        if !events && timeout.is_none_or(|t| clock::now_ns() < t) {
+            self.waitset
+                .wait(announced.iter().map(|&(_, a)| a), timeout);
+        }
+        for (w, a) in announced {
+            wait::withdraw(w, a);
         }
     }
 }

@@ -11,6 +11,10 @@ use std::sync::atomic::Ordering;
 /// One channel end of this PD.
 #[derive(Debug)]
 pub struct ChannelEnd {
+    /// Its id in this PD.
+    pub id: Channel,
+    /// The last notification count delivered.
+    pub seen: u32,
     /// The shared page (mapped for the PD's life).
     pub page: &'static ChannelPage,
     /// Which end is ours.
@@ -32,8 +36,10 @@ pub struct HostedKernel {
     pub(crate) spin: Spin,
     pub(crate) control: &'static ControlPage,
     pub(crate) doorbell: EventFd,
-    /// By channel id.
-    pub(crate) channels: Vec<Option<ChannelEnd>>,
+    /// The PD's channel ends.
+    pub(crate) ends: Vec<ChannelEnd>,
+    /// Index into `ends` by channel id.
+    pub(crate) by_id: Vec<Option<usize>>,
     /// Child ids.
     pub(crate) children: Vec<u8>,
     pub(crate) mrs: MessageRegisters,
@@ -42,10 +48,8 @@ pub struct HostedKernel {
 
 impl HostedKernel {
     fn end(&self, ch: Channel, what: &str) -> Result<&ChannelEnd, IpcError> {
-        let end = self
-            .channels
-            .get(usize::from(ch.index()))
-            .and_then(Option::as_ref);
+        let index = self.by_id.get(usize::from(ch.index())).copied().flatten();
+        let end = index.and_then(|i| self.ends.get(i));
         end.ok_or_else(|| self.refuse(what, ch, IpcError::UndeclaredChannel))
     }
 
@@ -90,7 +94,7 @@ impl Kernel for HostedKernel {
             return Err(self.refuse("call", ch, IpcError::NoPpcRight));
         }
         let (page, ends, spin) = (end.page, end.ends, self.spin);
-        let r = channel::call(page, ends, &mut self.mrs, msg, spin, clock::now_ns());
+        let r = channel::call(page, ends, &mut self.mrs, msg, spin);
         if let Err(e) = r {
             let peer = self.end(ch, "call").map_or("?", |e| e.peer.as_str());
             log::debug!("{}: call to {peer} failed: {e}", self.name);

@@ -76,25 +76,33 @@ pub fn start(spec: &BootSpec) -> Result<HostedPd, StartError> {
             .map_err(os("mapping a region at its declared address"))?;
         mapping.leak();
     }
-    let mut channels: Vec<Option<ChannelEnd>> = (0..pd_core::MAX_CHANNELS).map(|_| None).collect();
+    let mut ends = Vec::new();
+    let mut by_id: Vec<Option<usize>> = vec![None; usize::from(pd_core::MAX_CHANNELS)];
+    // The order `HostedPd::idle` announces in: control word, then per end its notification word
+    // and, if it serves calls, its slot's state word.
     let mut words = vec![&control.event];
     for c in &spec.channels {
         let page: &'static ChannelPage =
             page(c.fd, "channel page")?.page().ok_or(StartError::Page)?;
-        let ends = Ends::from(usize::from(c.end));
-        if let Some(w) = page.doorbell.get(ends.own) {
-            words.push(w);
+        let ends_of = Ends::from(usize::from(c.end));
+        let id = pd_core::Channel::try_new(u64::from(c.id))
+            .map_err(|_| StartError::Boot(crate::boot::BootError::channel(c.id)))?;
+        let slot = by_id.get_mut(usize::from(c.id)).ok_or(StartError::Page)?;
+        *slot = Some(ends.len());
+        words.push(page.notify.get(ends_of.own).ok_or(StartError::Page)?);
+        if c.serves {
+            words.push(&page.state);
         }
-        if let Some(slot) = channels.get_mut(usize::from(c.id)) {
-            *slot = Some(ChannelEnd {
-                page,
-                ends,
-                pp: c.pp,
-                notify: c.notify,
-                serves: c.serves,
-                peer: c.peer.clone(),
-            });
-        }
+        ends.push(ChannelEnd {
+            id,
+            seen: crate::channel::notifications(page, ends_of),
+            page,
+            ends: ends_of,
+            pp: c.pp,
+            notify: c.notify,
+            serves: c.serves,
+            peer: c.peer.clone(),
+        });
     }
     sys::process::close_other_fds(std::os::fd::AsRawFd::as_raw_fd(&doorbell.fd()));
     sys::process::drop_capabilities().map_err(os("dropping capabilities"))?;
@@ -110,7 +118,8 @@ pub fn start(spec: &BootSpec) -> Result<HostedPd, StartError> {
             spin: Spin { ns: spec.spin_ns },
             control,
             doorbell,
-            channels,
+            ends,
+            by_id,
             children: spec.children.iter().map(|(id, _)| *id).collect(),
             mrs: MessageRegisters::default(),
             timeout: None,

@@ -120,29 +120,42 @@ impl World {
         self.channels.iter().any(|res| {
             let caller = res.callee_end().map(|c| c ^ 1);
             caller.and_then(|c| res.pd.get(c)) == Some(&i)
-                && res.page().and_then(channel::pending_since).is_some()
+                && res.page().and_then(channel::pending).is_some()
         })
     }
 
-    /// Time out calls pending for longer than `deadline_ns`. The callee is killed (and reported as
-    /// `Watchdog`) unless it is itself waiting in a call: then the deepest call times out first
-    /// and the chain unwinds from the bottom.
+    /// Time out calls pending for longer than `deadline_ns` (timed from when this loop first saw
+    /// them, so callers pay no clock read). The callee is killed (and reported as `Watchdog`)
+    /// unless it is itself waiting in a call: then the deepest call times out first and the chain
+    /// unwinds from the bottom.
     pub fn watchdog(&mut self, now_ns: u64, deadline_ns: u64) {
+        let mut late = Vec::new();
+        for (index, res) in self.channels.iter_mut().enumerate() {
+            let call = res.page().and_then(channel::pending);
+            res.watch = match (call, res.watch) {
+                (Some(c), Some((seen, since))) if c == seen => Some((seen, since)),
+                (Some(c), _) => Some((c, now_ns)),
+                (None, _) => None,
+            };
+            if res
+                .watch
+                .is_some_and(|(_, since)| now_ns.saturating_sub(since) >= deadline_ns)
+            {
+                late.push(index);
+            }
+        }
         let mut kill = Vec::new();
-        for res in &self.channels {
-            let (Some(page), Some(callee)) = (res.page(), res.callee_end()) else {
+        for index in late {
+            let Some(res) = self.channels.get(index) else {
                 continue;
             };
-            let Some(since) = channel::pending_since(page) else {
+            let (Some(page), Some(callee)) = (res.page(), res.callee_end()) else {
                 continue;
             };
             let Some(&pd) = res.pd.get(callee) else {
                 continue;
             };
-            if now_ns.saturating_sub(since) < deadline_ns || self.is_calling(pd) {
-                continue;
-            }
-            if channel::end_pending(page, Phase::TimedOut) {
+            if !self.is_calling(pd) && channel::end_pending(page, Phase::TimedOut) {
                 kill.push((pd, res.pd.get(callee ^ 1).copied().unwrap_or(usize::MAX)));
             }
         }

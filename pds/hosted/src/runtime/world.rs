@@ -120,6 +120,8 @@ pub struct ChannelRes {
     pub pd: [usize; 2],
     /// Whether each end may call the other.
     pub pp: [bool; 2],
+    /// The pending call the watchdog is timing, and since when (ns).
+    pub watch: Option<(u32, u64)>,
 }
 
 impl ChannelRes {
@@ -220,6 +222,7 @@ impl World {
                 fd,
                 pd: [index(&a.pd), index(&b.pd)],
                 pp: [a.pp, b.pp],
+                watch: None,
             });
         }
         let mut pds = Vec::new();

@@ -176,3 +176,9 @@ pub fn drop_capabilities() -> io::Result<()> {
     // SAFETY: plain prctl with valid arguments.
     check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(|_| ())
 }
+
+/// Give the CPU to another runnable process, if any.
+pub fn yield_now() {
+    // SAFETY: sched_yield has no preconditions.
+    unsafe { libc::sched_yield() };
+}
