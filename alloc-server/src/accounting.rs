@@ -65,7 +65,7 @@ impl fmt::Display for PoolLine<'_> {
     }
 }
 
-impl AllocServer<'_> {
+impl AllocServer {
     /// Usage of one pool.
     ///
     /// # Errors
@@ -145,7 +145,7 @@ impl AllocServer<'_> {
         {
             let id = PoolId(id);
             let free = pool
-                .count_free(&self.arena.0)
+                .count_free(&self.words)
                 .map_err(|_| AuditError::FreeLists(id))?;
             if free + pool.used_pages != pool.pages() {
                 return Err(AuditError::Pages(id));

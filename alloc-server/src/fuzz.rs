@@ -7,9 +7,7 @@
 //! after reclaiming every client, nothing may be live and every pool must read back zero.
 #![allow(unsafe_code)] // Views of the local arrays that stand in for the pools.
 
-use crate::{
-    AllocServer, AuditError, AuditSummary, ClientSpec, Config, Grant, PageArena, PoolSpec,
-};
+use crate::{AllocServer, AuditError, AuditSummary, ClientSpec, Config, Grant, PoolSpec};
 use alloc_api::{ClientId, Opcode, PoolId};
 use core::ptr::NonNull;
 use pd_core::shm::{ReadWrite, Region};
@@ -148,9 +146,8 @@ pub fn requests(data: &[u8]) -> Result<(), FuzzFailure> {
     };
     // Second views of the same memory: the owners' side, which writes into granted buffers.
     let owners = [gsp_w, gpu_w, client_w];
-    let mut arena = PageArena::new();
-    let mut server = AllocServer::new(&mut arena, &config(), [gsp, gpu, client])
-        .map_err(|_| FuzzFailure::Config)?;
+    let mut server =
+        AllocServer::new(&config(), [gsp, gpu, client]).map_err(|_| FuzzFailure::Config)?;
     let mut k = Registers::default();
     let mut input = Input(data.iter());
     // The last 16 grants' (handle, offset), for registers that name real buffers.

@@ -42,11 +42,15 @@ mod tests;
 
 pub use accounting::{AuditError, AuditSummary, PoolLine};
 pub use config::{policy, ClientSpec, Config, ConfigError, Grant, PoolSpec};
-pub use server::{AllocServer, PageArena, ReclaimReport};
+pub use server::{AllocServer, ReclaimReport};
 pub use trace::Trace;
 
-/// Pages of page metadata for all pools together (128 MiB; this system's pools use 116 MiB).
+/// The most pages all pools together may have (128 MiB; this system's pools use 116 MiB).
 pub const ARENA_PAGES: usize = buddy::MAX_PAGES as usize;
+
+/// Bitmap words for all pools' buddies: enough for [`ARENA_PAGES`] pages in up to [`MAX_POOLS`]
+/// pools (each order's bits take at most pages/64 + 2 words, and the orders' pages halve).
+pub const ARENA_WORDS: usize = 2 * ARENA_PAGES / 64 + 2 * buddy::ORDERS * MAX_POOLS;
 
 /// The most pools (a pool id is also a bit in a client's grant mask).
 pub const MAX_POOLS: usize = 8;

@@ -7,7 +7,7 @@
 //! finds its regions dirty) and when the owner is reclaimed, and kept by zeroing every buffer as
 //! it is freed. So a buffer is zero when it is handed out and no data crosses owners.
 
-use crate::buddy::{Buddy, BuddyError, PageMeta};
+use crate::buddy::{Buddy, BuddyError};
 use crate::config::PoolSpec;
 use alloc_api::{AllocError, ClientId, PoolId, PoolUsage, PAGE_SIZE};
 use pd_core::shm::{ReadWrite, Region};
@@ -20,8 +20,8 @@ pub(crate) struct Pool {
     owner_vaddr: u64,
     device_base: u64,
     memory: Region<ReadWrite>,
-    /// Where this pool's pages start in the server's shared page-metadata arena.
-    meta_start: usize,
+    /// Where this pool's bitmap words start in the server's shared word array.
+    words_start: usize,
     buddy: Buddy,
     pub(crate) live_buffers: u32,
     pub(crate) used_pages: u32,
@@ -47,29 +47,29 @@ pub(crate) fn bytes(pages: u32) -> u64 {
 }
 
 impl Pool {
-    /// The pool `spec` describes, owned by `owner`, its page metadata at
-    /// `arena[meta_start..][..pages]`, scrubbed. The spec was checked by the server's constructor.
+    /// The pool `spec` describes, owned by `owner`, its bitmaps at `words[words_start..]`,
+    /// scrubbed. The spec was checked by the server's constructor.
     pub(crate) fn new(
         spec: PoolSpec,
         owner: ClientId,
-        arena: &mut [PageMeta],
-        meta_start: usize,
+        words: &mut [u64],
+        words_start: usize,
     ) -> Result<Self, BuddyError> {
         let pages = u64::try_from(spec.memory.size())
             .ok()
             .and_then(|size| u32::try_from(size / PAGE_SIZE).ok())
             .ok_or(BuddyError::TooManyPages)?;
-        let meta = arena
-            .get_mut(meta_start..)
+        let mine = words
+            .get_mut(words_start..)
             .ok_or(BuddyError::TooManyPages)?;
-        let buddy = Buddy::new(pages, meta)?;
+        let buddy = Buddy::new(pages, mine)?;
         let pool = Self {
             name: spec.name,
             owner,
             owner_vaddr: spec.owner_vaddr,
             device_base: spec.device_base,
             memory: spec.memory,
-            meta_start,
+            words_start,
             buddy,
             live_buffers: 0,
             used_pages: 0,
@@ -84,18 +84,20 @@ impl Pool {
         self.buddy.pages()
     }
 
-    fn meta<'a>(&self, arena: &'a mut [PageMeta]) -> Result<&'a mut [PageMeta], AllocError> {
-        arena.get_mut(self.meta_start..).ok_or(AllocError::Internal)
+    fn words<'a>(&self, words: &'a mut [u64]) -> Result<&'a mut [u64], AllocError> {
+        words
+            .get_mut(self.words_start..)
+            .ok_or(AllocError::Internal)
     }
 
     /// Carve `pages` pages aligned to `align_pages`; returns the first page.
     pub(crate) fn alloc(
         &mut self,
-        arena: &mut [PageMeta],
+        words: &mut [u64],
         pages: u32,
         align_pages: u32,
     ) -> Result<u32, AllocError> {
-        let first = self.buddy.alloc(self.meta(arena)?, pages, align_pages)?;
+        let first = self.buddy.alloc(self.words(words)?, pages, align_pages)?;
         self.live_buffers += 1;
         self.used_pages += pages;
         self.allocs += 1;
@@ -105,7 +107,7 @@ impl Pool {
     /// Zero a buffer (unless the caller scrubs the whole pool afterwards) and return its pages.
     pub(crate) fn release(
         &mut self,
-        arena: &mut [PageMeta],
+        words: &mut [u64],
         first: u32,
         pages: u32,
         zero: bool,
@@ -113,7 +115,7 @@ impl Pool {
         if zero {
             self.zero(first, pages)?;
         }
-        self.buddy.free(self.meta(arena)?, first, pages)?;
+        self.buddy.free(self.words(words)?, first, pages)?;
         self.live_buffers = self.live_buffers.saturating_sub(1);
         self.used_pages = self.used_pages.saturating_sub(pages);
         self.releases += 1;
@@ -143,15 +145,10 @@ impl Pool {
         self.device_base + self.offset(page)
     }
 
-    /// Pages on the free lists, counted by walking them (for the audit).
-    pub(crate) fn count_free(&self, arena: &[PageMeta]) -> Result<u32, BuddyError> {
-        let meta = arena.get(self.meta_start..).ok_or(BuddyError::Corrupt)?;
-        let walked = self.buddy.count_free(meta)?;
-        if walked == self.buddy.free_pages() {
-            Ok(walked)
-        } else {
-            Err(BuddyError::Corrupt)
-        }
+    /// Free pages recounted from the bitmaps, every invariant checked (for the audit).
+    pub(crate) fn count_free(&self, words: &[u64]) -> Result<u32, BuddyError> {
+        self.buddy
+            .count_free(words.get(self.words_start..).ok_or(BuddyError::Corrupt)?)
     }
 
     pub(crate) fn usage(&self, id: PoolId) -> PoolUsage {

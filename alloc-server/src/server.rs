@@ -1,11 +1,11 @@
 //! The server: requests in, checks, the pools' buddies and the buffer table, replies out.
 
-use crate::buddy::PageMeta;
+use crate::buddy::Buddy;
 use crate::config::{Config, ConfigError, PoolSpec};
 use crate::pool::{bytes, Pool};
 use crate::slots::{Live, Release, Slots};
 use crate::trace::{Trace, TRACE_KINDS};
-use crate::{ARENA_PAGES, MAX_BUFFERS, MAX_CLIENTS, MAX_POOLS};
+use crate::{ARENA_PAGES, ARENA_WORDS, MAX_BUFFERS, MAX_CLIENTS, MAX_POOLS};
 use alloc_api::wire::error_reply;
 use alloc_api::{
     AllocError, Allocation, ClientId, DmaHandle, PoolId, Reply, Request, MAX_ALIGN, PAGE_SIZE,
@@ -45,31 +45,12 @@ pub struct ReclaimReport {
     pub bytes: u64,
 }
 
-/// The page metadata of every pool (6 bytes per page, 192 KiB), provided by the caller so that the
-/// server itself stays small enough to build on a PD's stack: the PD glue keeps it in a `static`
-/// ([`PageArena::new`] is `const`). The server rewrites all of it at construction, so a restarted
-/// PD may hand the same arena in again.
-#[derive(Debug)]
-pub struct PageArena(pub(crate) [PageMeta; ARENA_PAGES]);
-
-impl PageArena {
-    /// An arena (contents irrelevant: the server initialises what it uses).
-    pub const fn new() -> Self {
-        Self([PageMeta::EMPTY; ARENA_PAGES])
-    }
-}
-
-impl Default for PageArena {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// alloc-server's state: pools, buffer table, clients, and which channel is which client
-/// (about 25 KiB, plus the borrowed [`PageArena`]).
+/// (about 40 KiB, all of it fixed arrays).
 #[derive(Debug)]
-pub struct AllocServer<'a> {
-    pub(crate) arena: &'a mut PageArena,
+pub struct AllocServer {
+    /// Every pool's free-block bitmaps, each pool in its own range.
+    pub(crate) words: [u64; ARENA_WORDS],
     pub(crate) pools: Vec<Pool, MAX_POOLS>,
     pub(crate) clients: Vec<Account, MAX_CLIENTS>,
     callers: [Option<ClientId>; MAX_CHANNELS as usize],
@@ -82,14 +63,13 @@ fn find<T>(items: &[T], name: &str, of: impl Fn(&T) -> &str) -> Option<u8> {
     u8::try_from(i).ok()
 }
 
-impl<'a> AllocServer<'a> {
+impl AllocServer {
     /// A server over `pools` (in [`PoolId`] order), each scrubbed to zero, with the clients,
-    /// grants and callers of `config`, keeping its page metadata in `arena`.
+    /// grants and callers of `config`.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first thing wrong with the tables.
     pub fn new(
-        arena: &'a mut PageArena,
         config: &Config<'_>,
         pools: impl IntoIterator<Item = PoolSpec>,
     ) -> Result<Self, ConfigError> {
@@ -139,14 +119,14 @@ impl<'a> AllocServer<'a> {
         }
 
         let mut server = Self {
-            arena,
+            words: [0; ARENA_WORDS],
             pools: Vec::new(),
             clients: Vec::new(),
             callers,
             slots: Slots::new(config.epoch),
             trace: TraceRing::new(),
         };
-        let mut meta_start = 0;
+        let (mut pages_used, mut words_used) = (0, 0);
         for spec in pools {
             let owner = client(spec.owner)?;
             let pages = check_pool(&spec)?;
@@ -156,12 +136,13 @@ impl<'a> AllocServer<'a> {
             if server.pools.is_full() {
                 return Err(ConfigError::TooManyPools);
             }
-            let end = meta_start + pages;
-            if end > ARENA_PAGES {
+            pages_used += pages;
+            if pages_used > ARENA_PAGES {
                 return Err(ConfigError::PoolsTooLarge);
             }
-            let pool = Pool::new(spec, owner, &mut server.arena.0, meta_start)
+            let pool = Pool::new(spec, owner, &mut server.words, words_used)
                 .map_err(|_| ConfigError::PoolsTooLarge)?;
+            words_used += Buddy::words_needed(pool.pages());
             let id =
                 PoolId(u8::try_from(server.pools.len()).map_err(|_| ConfigError::TooManyPools)?);
             server.trace.record(Trace::Scrubbed { pool: id });
@@ -169,7 +150,6 @@ impl<'a> AllocServer<'a> {
                 .pools
                 .push(pool)
                 .map_err(|_| ConfigError::TooManyPools)?;
-            meta_start = end;
         }
         server.clients = clients;
 
@@ -273,7 +253,7 @@ impl<'a> AllocServer<'a> {
             .pools
             .get_mut(usize::from(pool.index()))
             .ok_or(AllocError::NoSuchPool)?;
-        let first = p.alloc(&mut self.arena.0, pages, align_pages)?;
+        let first = p.alloc(&mut self.words, pages, align_pages)?;
         let grant = Allocation {
             handle: DmaHandle::from_raw(0),
             offset: p.offset(first),
@@ -290,7 +270,7 @@ impl<'a> AllocServer<'a> {
         let handle = match self.slots.insert(live) {
             Ok(h) => h,
             Err(e) => {
-                let _ = p.release(&mut self.arena.0, first, pages, false);
+                let _ = p.release(&mut self.words, first, pages, false);
                 return Err(e);
             }
         };
@@ -333,7 +313,7 @@ impl<'a> AllocServer<'a> {
             .pools
             .get_mut(usize::from(live.pool.index()))
             .ok_or(AllocError::Internal)?;
-        pool.release(&mut self.arena.0, live.first, live.pages, zero)?;
+        pool.release(&mut self.words, live.first, live.pages, zero)?;
         self.slots.remove(index, why)?;
         let account = self.account_mut(live.account)?;
         account.charged_bytes = account.charged_bytes.saturating_sub(bytes(live.pages));

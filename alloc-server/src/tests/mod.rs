@@ -103,15 +103,9 @@ pub(crate) fn config(epoch: u16) -> Config<'static> {
     }
 }
 
-/// A page arena for a test server. Leaked: a server borrows its arena, and a fixture owning both
-/// would borrow itself (a few hundred KiB per test, gone with the test process).
-pub(crate) fn arena() -> &'static mut PageArena {
-    Box::leak(Box::new(PageArena::new()))
-}
-
 /// A server over heap buffers, with the owners' views of the same memory for checking it.
 pub(crate) struct Fixture {
-    pub(crate) server: AllocServer<'static>,
+    pub(crate) server: Box<AllocServer>,
     pub(crate) owners: Vec<Region<ReadWrite>>,
     _mem: Vec<Vec<u8>>,
 }
@@ -139,7 +133,7 @@ impl Fixture {
             })
             .collect();
         let owners = mem.iter_mut().map(|m| region(m)).collect();
-        let server = AllocServer::new(arena(), &config(epoch), specs).unwrap();
+        let server = Box::new(AllocServer::new(&config(epoch), specs).unwrap());
         Self {
             server,
             owners,
@@ -174,13 +168,13 @@ impl Fixture {
 }
 
 /// A caller's kernel whose PPCs go straight into the server's `protected` on `server_ch`.
-pub(crate) struct Loopback<'s, 'a> {
-    pub(crate) server: &'s mut AllocServer<'a>,
+pub(crate) struct Loopback<'s> {
+    pub(crate) server: &'s mut AllocServer,
     pub(crate) server_ch: Channel,
     pub(crate) mrs: MessageRegisters,
 }
 
-impl Kernel for Loopback<'_, '_> {
+impl Kernel for Loopback<'_> {
     fn pd_name(&self) -> &str {
         "gpu"
     }

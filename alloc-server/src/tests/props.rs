@@ -260,3 +260,39 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The buddy alone on a pool the size of `gsp_dma` (96 MiB, several summary words per order):
+    /// grants never overlap, stay inside and aligned, and the bitmaps pass the audit throughout.
+    #[test]
+    fn buddy_grants_on_a_gsp_sized_pool_stay_disjoint_and_audited(
+        ops in proptest::collection::vec((any::<bool>(), 0..10u32, any::<u16>(), 0..10u32, any::<usize>()), 1..300)
+    ) {
+        use crate::buddy::Buddy;
+        const PAGES: u32 = 24576;
+        let mut words = vec![0; Buddy::words_needed(PAGES)];
+        let mut b = Buddy::new(PAGES, &mut words).unwrap();
+        let mut live: Vec<(u32, u32)> = Vec::new();
+        for (grant, log, extra, align_log, pick) in ops {
+            if grant || live.is_empty() {
+                let pages = (1u32 << log) + u32::from(extra) % (1 << log);
+                let Ok(first) = b.alloc(&mut words, pages, 1 << align_log) else { continue };
+                prop_assert_eq!(first % (1 << align_log), 0);
+                prop_assert!(first + pages <= PAGES);
+                prop_assert!(live.iter().all(|&(f, n)| first + pages <= f || f + n <= first));
+                live.push((first, pages));
+            } else {
+                let (first, pages) = live.swap_remove(pick % live.len());
+                b.free(&mut words, first, pages).unwrap();
+            }
+            let used: u32 = live.iter().map(|l| l.1).sum();
+            prop_assert_eq!(b.count_free(&words), Ok(PAGES - used));
+        }
+        for (first, pages) in live.drain(..) {
+            b.free(&mut words, first, pages).unwrap();
+        }
+        prop_assert_eq!((b.free_pages(), b.largest_free()), (PAGES, 16384));
+    }
+}

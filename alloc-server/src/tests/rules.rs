@@ -373,45 +373,31 @@ fn every_bad_configuration_is_a_typed_error() {
     let c = |r: Result<AllocServer, ConfigError>| r.err();
     let one = |p| [p];
     assert_eq!(
-        c(AllocServer::new(
-            arena(),
-            &ok,
-            one(pool("x", "gsp", 0x1000, 0x1000))
-        )),
+        c(AllocServer::new(&ok, one(pool("x", "gsp", 0x1000, 0x1000)))),
         Some(ConfigError::PoolAlignment("x"))
     );
     assert_eq!(
-        c(AllocServer::new(
-            arena(),
-            &ok,
-            one(pool("x", "gsp", 0x1800, 0))
-        )),
+        c(AllocServer::new(&ok, one(pool("x", "gsp", 0x1800, 0)))),
         Some(ConfigError::PoolSize("x"))
     );
     assert_eq!(
-        c(AllocServer::new(arena(), &ok, one(pool("x", "gsp", 0, 0)))),
+        c(AllocServer::new(&ok, one(pool("x", "gsp", 0, 0)))),
         Some(ConfigError::PoolSize("x"))
     );
     assert_eq!(
         c(AllocServer::new(
-            arena(),
             &ok,
             one(pool("x", "gsp", 0x20_0000, !0x1f_ffff))
         )),
         Some(ConfigError::PoolSize("x"))
     );
     assert_eq!(
-        c(AllocServer::new(
-            arena(),
-            &ok,
-            one(pool("x", "nobody", 0x1000, 0))
-        )),
+        c(AllocServer::new(&ok, one(pool("x", "nobody", 0x1000, 0)))),
         Some(ConfigError::UnknownClient("nobody"))
     );
     // The test config grants pools this one lacks.
     assert_eq!(
         c(AllocServer::new(
-            arena(),
             &ok,
             one(pool("gsp_dma", "gsp", 0x1000, 0))
         )),
@@ -422,16 +408,12 @@ fn every_bad_configuration_is_a_typed_error() {
         pool("gsp_dma", "gsp", 0x1000, 0),
     ];
     assert_eq!(
-        c(AllocServer::new(arena(), &ok, two)),
+        c(AllocServer::new(&ok, two)),
         Some(ConfigError::DuplicateName("gsp_dma"))
     );
     let nine = NAMES[..9].iter().map(|&name| pool(name, "gsp", 0x1000, 0));
     assert_eq!(
-        c(AllocServer::new(
-            arena(),
-            &Config { grants: &[], ..ok },
-            nine
-        )),
+        c(AllocServer::new(&Config { grants: &[], ..ok }, nine)),
         Some(ConfigError::TooManyPools)
     );
 
@@ -439,7 +421,6 @@ fn every_bad_configuration_is_a_typed_error() {
     let dup = [CLIENTS[0], CLIENTS[0]];
     assert_eq!(
         c(AllocServer::new(
-            arena(),
             &Config {
                 clients: &dup,
                 ..ok
@@ -455,7 +436,6 @@ fn every_bad_configuration_is_a_typed_error() {
     });
     assert_eq!(
         c(AllocServer::new(
-            arena(),
             &Config {
                 clients: &many,
                 grants: &[],
@@ -472,7 +452,6 @@ fn every_bad_configuration_is_a_typed_error() {
     }];
     assert_eq!(
         c(AllocServer::new(
-            arena(),
             &Config {
                 clients: &greedy,
                 grants: &[],
@@ -486,7 +465,6 @@ fn every_bad_configuration_is_a_typed_error() {
     let twice = [(GSP_CH, "gsp"), (GSP_CH, "gpu")];
     assert_eq!(
         c(AllocServer::new(
-            arena(),
             &Config {
                 callers: &twice,
                 grants: &[],
@@ -499,7 +477,6 @@ fn every_bad_configuration_is_a_typed_error() {
     let stranger = [(GSP_CH, "stranger")];
     assert_eq!(
         c(AllocServer::new(
-            arena(),
             &Config {
                 callers: &stranger,
                 ..ok
@@ -514,7 +491,6 @@ fn every_bad_configuration_is_a_typed_error() {
     }];
     assert_eq!(
         c(AllocServer::new(
-            arena(),
             &Config {
                 grants: &bad_grant,
                 ..ok
@@ -543,14 +519,14 @@ fn pools_beyond_the_page_arena_are_refused() {
         ..config(1)
     };
     assert_eq!(
-        AllocServer::new(arena(), &cfg, [spec]).err(),
+        AllocServer::new(&cfg, [spec]).err(),
         Some(ConfigError::PoolsTooLarge)
     );
 }
 
 /// Send `req` from the caller on `ch` and return (reply label, reply count, first register).
 fn call(
-    server: &mut AllocServer<'_>,
+    server: &mut AllocServer,
     k: &mut Registers,
     ch: Channel,
     req: Request,
@@ -661,4 +637,12 @@ fn the_client_stub_works_end_to_end_and_drop_returns_buffers() {
         Some(DmaError::Server(AllocError::NotGranted))
     );
     assert_eq!(frees.outstanding(), 0);
+}
+
+#[test]
+fn the_server_is_small_enough_for_a_pd_stack() {
+    // The PD glue builds the server in `init` (about 40 KiB today, most of it the 1024-slot
+    // buffer table); it must stay well under a 64 KiB PD stack.
+    let size = core::mem::size_of::<AllocServer>();
+    assert!(size <= 48 * 1024, "AllocServer is {size} bytes");
 }

@@ -135,7 +135,7 @@ fn the_shipped_policy_builds_over_full_size_pools() {
         callers: &callers,
         epoch: 1,
     };
-    let mut server = AllocServer::new(arena(), &cfg, specs).unwrap();
+    let mut server = AllocServer::new(&cfg, specs).unwrap();
     let (gsp, gpu, client2) = (
         server.client_id("gsp").unwrap(),
         server.client_id("gpu").unwrap(),
