@@ -47,6 +47,11 @@ fn next(x: &mut u64) -> u64 {
 
 /// The workload against `drm`, with the client's `ioctl` buffer (shared with drm).
 pub fn workload(k: &mut dyn Kernel, drm: Channel, ioctl: &Region<ReadWrite>) -> Verdict {
+    log::info!(
+        "{}: running the echo workload for {} ms",
+        k.pd_name(),
+        RUN_NS / 1_000_000
+    );
     let start = k.now_ns();
     let (mut ok, mut failed, mut streak, mut last_ok) = (0u64, 0u64, 0u64, start);
     let mut x = start | 1;
@@ -70,7 +75,7 @@ pub fn workload(k: &mut dyn Kernel, drm: Channel, ioctl: &Region<ReadWrite>) -> 
             Ok(()) => (ok, last_ok) = (ok + 1, k.now_ns()),
             Err(e) => {
                 if streak == 0 {
-                    log::warn!("{}: exchange failed ({e:?}); retrying", k.pd_name());
+                    log::warn!("{}: exchange failed ({e}); retrying", k.pd_name());
                 }
                 (failed, streak) = (failed + 1, streak + 1);
                 if k.now_ns().saturating_sub(last_ok) > GIVE_UP_NS {

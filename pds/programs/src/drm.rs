@@ -8,8 +8,9 @@ use pd_core::{Channel, Handler, Kernel};
 const DOWNSTREAM: &[Channel] = &[channels::GPU];
 
 /// Build the drm PD.
-pub fn init(_k: &mut dyn Kernel) -> impl Handler {
+pub fn init(k: &mut dyn Kernel) -> impl Handler {
     Relay::with_shared(
+        k,
         DOWNSTREAM,
         [
             (channels::CLIENT0, ro(regions::CLIENT0_IOCTL)),

@@ -11,6 +11,6 @@ const DOWNSTREAM: &[Channel] = &[
 ];
 
 /// Build the gpu PD.
-pub fn init(_k: &mut dyn Kernel) -> impl Handler {
-    Relay::new(DOWNSTREAM)
+pub fn init(k: &mut dyn Kernel) -> impl Handler {
+    Relay::new(k, DOWNSTREAM)
 }

@@ -6,6 +6,6 @@ use pd_core::{Channel, Handler, Kernel};
 const DOWNSTREAM: &[Channel] = &[channels::PCI, channels::ALLOC, channels::GSP_MODEL];
 
 /// Build the gsp PD.
-pub fn init(_k: &mut dyn Kernel) -> impl Handler {
-    Relay::new(DOWNSTREAM)
+pub fn init(k: &mut dyn Kernel) -> impl Handler {
+    Relay::new(k, DOWNSTREAM)
 }

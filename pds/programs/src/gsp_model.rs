@@ -4,6 +4,6 @@ use crate::relay::Relay;
 use pd_core::{Handler, Kernel};
 
 /// Build the model PD.
-pub fn init(_k: &mut dyn Kernel) -> impl Handler {
-    Relay::new(&[])
+pub fn init(k: &mut dyn Kernel) -> impl Handler {
+    Relay::new(k, &[])
 }

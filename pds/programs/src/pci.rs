@@ -7,6 +7,6 @@ use pd_core::{Channel, Handler, Kernel};
 const DOWNSTREAM: &[Channel] = &[channels::GSP_MODEL];
 
 /// Build the pci PD.
-pub fn init(_k: &mut dyn Kernel) -> impl Handler {
-    Relay::new(DOWNSTREAM)
+pub fn init(k: &mut dyn Kernel) -> impl Handler {
+    Relay::new(k, DOWNSTREAM)
 }

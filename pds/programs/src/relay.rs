@@ -49,6 +49,19 @@ pub enum EchoError {
     Wrong,
 }
 
+impl core::fmt::Display for EchoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Ipc(e) => write!(f, "call failed: {e}"),
+            Self::Refused(1) => write!(f, "refused as a bad request"),
+            Self::Refused(2) => write!(f, "a PD further down answered wrongly"),
+            Self::Refused(3) => write!(f, "a PD further down faulted or restarted during the call"),
+            Self::Refused(l) => write!(f, "refused with label {l:#x}"),
+            Self::Wrong => write!(f, "wrong answer"),
+        }
+    }
+}
+
 /// Send `words` to `ch` and check the answer (the client stub).
 ///
 /// # Errors
@@ -78,17 +91,24 @@ pub struct Relay<A: Access, const S: usize> {
 
 impl Relay<pd_core::shm::ReadOnly, 0> {
     /// A relay to `downstream` (empty: a leaf that only answers).
-    pub fn new(downstream: &'static [Channel]) -> Self {
-        Self {
-            downstream,
-            shared: [],
-        }
+    pub fn new(k: &mut dyn Kernel, downstream: &'static [Channel]) -> Self {
+        Self::with_shared(k, downstream, [])
     }
 }
 
 impl<A: Access, const S: usize> Relay<A, S> {
     /// A relay that also checks requests on each channel against the first words of its region.
-    pub fn with_shared(downstream: &'static [Channel], shared: [(Channel, Region<A>); S]) -> Self {
+    pub fn with_shared(
+        k: &mut dyn Kernel,
+        downstream: &'static [Channel],
+        shared: [(Channel, Region<A>); S],
+    ) -> Self {
+        log::info!(
+            "{}: up (placeholder echo relay: {} downstream, {} shared buffers)",
+            k.pd_name(),
+            downstream.len(),
+            S
+        );
         Self { downstream, shared }
     }
 

@@ -68,11 +68,11 @@ impl World {
             );
             return Death::Orphaned;
         };
+        let parent_name = self.pds.get(p).map_or("?", |s| s.name.as_str());
+        log::info!("{} faulted ({kind}); reporting to {parent_name}", slot.name);
         if let Some(ctl) = self.pds.get(p).and_then(|s| s.control()) {
             crate::fault::post(ctl, id, kind);
         }
-        let parent_name = self.pds.get(p).map_or("?", |s| s.name.as_str());
-        log::info!("{} faulted ({kind}); reported to {parent_name}", slot.name);
         Death::Reported
     }
 

@@ -246,7 +246,7 @@ fn kill_restarts(pd: &str) {
     );
     r.assert(
         r.has(&format!(
-            "runtime: {pd} faulted (killed by signal 9); reported to supervisor"
+            "runtime: {pd} faulted (killed by signal 9); reporting to supervisor"
         )),
         "fault reported",
     );

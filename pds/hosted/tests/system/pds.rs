@@ -77,24 +77,25 @@ fn chain_supervisor(k: &mut dyn Kernel) -> Supervisor {
     Supervisor::new(k, Limits::default(), CHAIN_CHILDREN, DEPENDENTS, rw(STATUS))
 }
 
-fn pci(_: &mut dyn Kernel) -> impl Handler {
-    Relay::new(const { &[ch(1)] })
+fn pci(k: &mut dyn Kernel) -> impl Handler {
+    Relay::new(k, const { &[ch(1)] })
 }
 
-fn gsp(_: &mut dyn Kernel) -> impl Handler {
-    Relay::new(const { &[ch(1), ch(2), ch(3)] })
+fn gsp(k: &mut dyn Kernel) -> impl Handler {
+    Relay::new(k, const { &[ch(1), ch(2), ch(3)] })
 }
 
-fn gpu(_: &mut dyn Kernel) -> impl Handler {
-    Relay::new(const { &[ch(1), ch(2), ch(3)] })
+fn gpu(k: &mut dyn Kernel) -> impl Handler {
+    Relay::new(k, const { &[ch(1), ch(2), ch(3)] })
 }
 
-fn leaf(_: &mut dyn Kernel) -> impl Handler {
-    Relay::new(&[])
+fn leaf(k: &mut dyn Kernel) -> impl Handler {
+    Relay::new(k, &[])
 }
 
-fn drm(_: &mut dyn Kernel) -> impl Handler {
+fn drm(k: &mut dyn Kernel) -> impl Handler {
     Relay::with_shared(
+        k,
         const { &[ch(1)] },
         [
             (ch(2), ro(region("client0_ioctl", 0x3000_0000, false))),

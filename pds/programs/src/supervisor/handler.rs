@@ -29,6 +29,11 @@ impl Supervisor {
             log::error!("{}: cannot write the status page: {e:?}", k.pd_name());
         }
         let policy = Policy::new(limits, children, k.now_ns());
+        log::info!(
+            "{}: supervising {} children; status page published",
+            k.pd_name(),
+            children.len()
+        );
         let s = Self {
             policy,
             dependents,
