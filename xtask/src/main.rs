@@ -8,7 +8,9 @@ mod libdrm;
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
-  run                 start the hosted system from system.xml and run the demo clients
+  run [OPTIONS]       start the hosted system from system.xml and run the demo clients; exits 0
+                      when both pass. --kill PD@TIME[:SIG] kills a PD mid-run (e.g. gpu@300ms)
+                      to show supervision; `cargo xtask run --help` lists every option
   test                run the whole test suite (what CI runs)
   bench NAME          run a benchmark; ends with `ratio NAME VALUE goal OP TARGET` lines
                       names: hop pci dma fw gspq ioctl sel4
