@@ -172,26 +172,21 @@ pub fn walk_legacy<C: ConfigSpace + ?Sized>(
     walked
 }
 
-/// Walk the extended list (at 0x100) into `out`. Call only for a function with 4 KiB of
-/// configuration space: a 256-byte function reads all ones there, which ends the walk at once.
+/// Walk the extended list into `out`, given `first`, the dword at 0x100 (the caller has read it
+/// to size the configuration space). A 256-byte function reads all ones there: an empty list.
 pub fn walk_extended<C: ConfigSpace + ?Sized>(
     cfg: &mut C,
     bdf: Bdf,
+    first: u32,
     out: &mut ExtCapList,
 ) -> Walked {
     let mut walked = Walked::default();
     let mut seen = Seen::<15>([0; 15]);
     let mut at: u16 = 0x100;
     seen.insert(0);
+    let mut header = first;
     // Each iteration moves to a slot not seen before (of 960), so this ends within 960 rounds.
     loop {
-        let header = match cfg.read32(bdf, at) {
-            Ok(h) => h,
-            Err(e) => {
-                walked.error = Some(CapError::Access(e));
-                break;
-            }
-        };
         if header == u32::MAX || header == 0 {
             // At the list head this is "no extended capabilities" (PCIe 6.0 §7.6.3); elsewhere
             // a pointer led to nothing.
@@ -227,6 +222,13 @@ pub fn walk_extended<C: ConfigSpace + ?Sized>(
             break;
         }
         at = next;
+        header = match cfg.read32(bdf, at) {
+            Ok(h) => h,
+            Err(e) => {
+                walked.error = Some(CapError::Access(e));
+                break;
+            }
+        };
     }
     walked
 }

@@ -231,13 +231,18 @@ pub fn topology(data: &[u8]) {
             let at = input.u16() % CFG_SIZE as u16;
             let _ = f.poke(at, &[input.u8()]);
         }
+        // Mostly function 0 of device 0, where scans look first; sometimes anywhere.
+        let b = input.u8();
+        let func = if b & 3 != 0 { 0 } else { input.u8() % 8 };
+        let dev = if b & 4 != 0 { 0 } else { input.u8() % 32 };
+        let devfn = dev << 3 | func;
         let parent = usize::from(input.u8()) % (t.len() + 1);
         let slot = if parent == t.len() {
-            Slot::At(Bdf::from_routing_id(u16::from(input.u8())))
+            Slot::At(Bdf::from_routing_id(u16::from(devfn)))
         } else {
             Slot::Below {
                 bridge: parent,
-                devfn: input.u8(),
+                devfn,
             }
         };
         let _ = t.add(slot, f);

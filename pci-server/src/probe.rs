@@ -76,8 +76,6 @@ pub struct Function {
     pub revision: u8,
     /// Header type byte, multi-function bit included.
     pub header_type: u8,
-    /// Subsystem vendor and device (type 0 headers).
-    pub subsystem: Option<(u16, u16)>,
     /// Command register as found.
     pub command: u16,
     /// Bytes of configuration space (256, or 4096 for PCIe functions with extended space).
@@ -160,7 +158,6 @@ pub fn probe<C: ConfigSpace + ?Sized>(
         class: class_rev >> 8,
         revision: byte(class_rev, 0),
         header_type,
-        subsystem: None,
         command,
         cfg_size: 256,
         bars: [None; 6],
@@ -177,10 +174,6 @@ pub fn probe<C: ConfigSpace + ?Sized>(
         bridge: None,
         state: State::Ok,
     };
-    if f.header() == regs::HEADER_NORMAL {
-        let ss = cfg.read32(bdf, regs::SUBSYSTEM_VENDOR)?;
-        f.subsystem = Some((lo16(ss), hi16(ss)));
-    }
     let head = caps::legacy_head(cfg, bdf, status)?;
     f.caps_walk = caps::walk_legacy(cfg, bdf, head, &mut f.caps);
     decode_legacy(cfg, &mut f);
@@ -190,7 +183,7 @@ pub fn probe<C: ConfigSpace + ?Sized>(
         let first = cfg.read32(bdf, 0x100)?;
         if first != u32::MAX && first != id {
             f.cfg_size = 4096;
-            f.ext_walk = caps::walk_extended(cfg, bdf, &mut f.ext_caps);
+            f.ext_walk = caps::walk_extended(cfg, bdf, first, &mut f.ext_caps);
             f.ari = f.ext_caps.iter().find(|c| c.id == ext::ARI).copied();
         }
     }

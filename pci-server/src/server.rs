@@ -261,6 +261,11 @@ impl<P: ConfigPort> PciServer<'_, P> {
         &self.port
     }
 
+    /// Take the backend back, dropping the server.
+    pub fn into_port(self) -> P {
+        self.port
+    }
+
     /// The functions found, parents before children.
     pub fn functions(&self) -> &[Function] {
         &self.table

@@ -6,6 +6,7 @@ use pci_server::caps::{self, CapError, CapList, ExtCapList, Walked};
 use pci_server::emul::{EmuBar, EmuFunction, PcieType, Slot, Topology};
 use pci_server::probe::{self, Function};
 use pci_server::regs::{cap, ext};
+use pci_server::ConfigSpace;
 
 /// Probe a single function at 00:00.0.
 fn probe_one(f: EmuFunction) -> Function {
@@ -225,7 +226,8 @@ fn walks_are_bounded_on_adversarial_lists() {
         (48, Some(CapError::Cycle { at: 0x40 }))
     );
     let mut extended = ExtCapList::new();
-    let w = caps::walk_extended(t.as_mut(), bdf(0, 0, 0), &mut extended);
+    let first = t.read32(bdf(0, 0, 0), 0x100).unwrap();
+    let w = caps::walk_extended(t.as_mut(), bdf(0, 0, 0), first, &mut extended);
     assert_eq!(extended.len(), caps::MAX_EXT_CAPS);
     assert_eq!(
         w.error,

@@ -587,7 +587,8 @@ impl EmuFunction {
         let head = caps::legacy_head(&mut view, Bdf::default(), status).unwrap_or(0);
         caps::walk_legacy(&mut view, Bdf::default(), head, &mut legacy);
         if self.size > 256 {
-            caps::walk_extended(&mut view, Bdf::default(), &mut extended);
+            let first = view.read32(Bdf::default(), 0x100).unwrap_or(u32::MAX);
+            caps::walk_extended(&mut view, Bdf::default(), first, &mut extended);
         }
         for c in legacy.iter().copied() {
             if c.id == cap::EXP {
