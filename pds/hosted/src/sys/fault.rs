@@ -11,18 +11,24 @@ static FAULT_WORD: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
 /// The bit that marks [`FAULT_WORD`] as written (addresses are below 2^63 in user space).
 pub const FAULT_ADDR_VALID: u64 = 1 << 63;
 
-extern "C" fn on_fault(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     let word = FAULT_WORD.load(Ordering::Relaxed);
     if !word.is_null() && !info.is_null() {
         // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers; `word` points into
         // the control page, which stays mapped for the life of the process. Only an atomic store
-        // happens here (async-signal-safe).
+        // happens here (async-signal-safe). A signal sent by a process (si_code <= 0, e.g.
+        // `kill -SEGV`) carries no address.
         unsafe {
-            let addr = (*info).si_addr() as u64;
-            (*word).store(addr | FAULT_ADDR_VALID, Ordering::SeqCst);
+            if (*info).si_code > 0 {
+                let addr = (*info).si_addr() as u64;
+                (*word).store(addr | FAULT_ADDR_VALID, Ordering::SeqCst);
+            }
         }
     }
-    // SA_RESETHAND restored the default action: returning re-runs the access, which now kills us.
+    // SA_RESETHAND restored the default action; the signal raised again here is delivered as the
+    // handler returns and kills the process with it (a sent signal has no access to re-run).
+    // SAFETY: raise is async-signal-safe.
+    unsafe { libc::raise(sig) };
 }
 
 /// Record SIGSEGV/SIGBUS fault addresses into `word` before the default action kills the process.
