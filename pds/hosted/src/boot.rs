@@ -17,6 +17,8 @@ pub struct MapSpec {
     pub size: usize,
     /// Its rights.
     pub prot: Prot,
+    /// Its `setvar_vaddr` symbol in system.xml, if any (external slots tell it to the process).
+    pub symbol: Option<String>,
 }
 
 /// A channel end of the PD.
@@ -57,6 +59,8 @@ pub struct BootSpec {
     pub channels: Vec<ChannelSpec>,
     /// Its children: (child id, name).
     pub children: Vec<(u8, String)>,
+    /// The listening socket of an external client slot (`crate::external`).
+    pub external: Option<RawFd>,
 }
 
 /// A malformed boot argument (a runtime bug, or someone starting a PD by hand).
@@ -106,11 +110,12 @@ impl BootSpec {
         for m in &self.maps {
             a.push("--map".into());
             a.push(format!(
-                "{},{:#x},{:#x},{}",
+                "{},{:#x},{:#x},{}{}",
                 m.fd,
                 m.vaddr,
                 m.size,
-                perms(m.prot)
+                perms(m.prot),
+                m.symbol.as_ref().map_or(String::new(), |s| format!(",{s}"))
             ));
         }
         for c in &self.channels {
@@ -125,6 +130,10 @@ impl BootSpec {
         for (id, name) in &self.children {
             a.push("--child".into());
             a.push(format!("{id},{name}"));
+        }
+        if let Some(fd) = self.external {
+            a.push("--external".into());
+            a.push(fd.to_string());
         }
         a
     }
@@ -147,6 +156,7 @@ impl BootSpec {
                 "--control" => spec.control = value.parse().map_err(|_| bad())?,
                 "--doorbell" => spec.doorbell = value.parse().map_err(|_| bad())?,
                 "--spin-ns" => spec.spin_ns = value.parse().map_err(|_| bad())?,
+                "--external" => spec.external = Some(value.parse().map_err(|_| bad())?),
                 "--map" => spec.maps.push(parse_map(value).ok_or_else(bad)?),
                 "--channel" => spec.channels.push(parse_channel(value).ok_or_else(bad)?),
                 "--child" => {
@@ -179,11 +189,13 @@ fn parse_map(v: &str) -> Option<MapSpec> {
         write: p.contains('w'),
         exec: p.contains('x'),
     };
+    let symbol = f.next().map(str::to_owned);
     f.next().is_none().then_some(MapSpec {
         fd,
         vaddr,
         size,
         prot,
+        symbol,
     })
 }
 
@@ -226,6 +238,7 @@ mod tests {
                     write: false,
                     exec: false,
                 },
+                symbol: Some("status_vaddr".into()),
             }],
             channels: vec![ChannelSpec {
                 id: 4,
@@ -237,6 +250,7 @@ mod tests {
                 peer: "drm".into(),
             }],
             children: vec![(1, "pci".into())],
+            external: Some(7),
         };
         let args = spec.to_args();
         assert_eq!(args.first().map(String::as_str), Some("--pd"));

@@ -28,6 +28,7 @@
 
 pub mod boot;
 pub mod channel;
+pub mod external;
 pub mod fault;
 pub mod logger;
 pub mod pages;

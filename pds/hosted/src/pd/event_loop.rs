@@ -24,6 +24,8 @@ pub struct HostedPd {
     /// serves, its slot's state word (the order `ready` and `idle` rely on).
     pub(crate) words: Vec<&'static AtomicU32>,
     pub(crate) waitset: WaitSet,
+    /// An external client slot's endpoint: served instead of the program (`crate::external`).
+    pub(crate) external: Option<crate::external::Endpoint>,
 }
 
 impl HostedPd {

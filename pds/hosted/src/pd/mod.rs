@@ -70,12 +70,24 @@ pub fn start(spec: &BootSpec) -> Result<HostedPd, StartError> {
     sys::fault::record_faults_into(&control.fault_addr).map_err(os("fault handler"))?;
     let doorbell =
         EventFd::from_owned(sys::process::adopt_fd(spec.doorbell).map_err(os("doorbell"))?);
+    let mut regions = Vec::new();
     for m in &spec.maps {
         let fd = sys::process::adopt_fd(m.fd).map_err(os("region descriptor"))?;
         let mapping = Mapping::new(std::os::fd::AsFd::as_fd(&fd), m.size, m.prot, Some(m.vaddr))
             .map_err(os("mapping a region at its declared address"))?;
         mapping.leak();
+        regions.push((m, fd));
     }
+    // An external client slot keeps its region descriptors to hand them to the process.
+    let external = match spec.external {
+        Some(listener) => {
+            Some(crate::external::endpoint(spec, listener, regions).map_err(os("external slot"))?)
+        }
+        None => {
+            drop(regions);
+            None
+        }
+    };
     let mut ends = Vec::new();
     let mut by_id: Vec<Option<usize>> = vec![None; usize::from(pd_core::MAX_CHANNELS)];
     // The order `HostedPd::idle` announces in: control word, then per end its notification word
@@ -104,7 +116,9 @@ pub fn start(spec: &BootSpec) -> Result<HostedPd, StartError> {
             peer: c.peer.clone(),
         });
     }
-    sys::process::close_other_fds(std::os::fd::AsRawFd::as_raw_fd(&doorbell.fd()));
+    let mut keep = vec![std::os::fd::AsRawFd::as_raw_fd(&doorbell.fd())];
+    keep.extend(external.iter().flat_map(crate::external::Endpoint::fds));
+    sys::process::close_other_fds(&keep);
     sys::process::drop_capabilities().map_err(os("dropping capabilities"))?;
     let mut waitset = WaitSet::default();
     for &w in &words {
@@ -126,6 +140,7 @@ pub fn start(spec: &BootSpec) -> Result<HostedPd, StartError> {
         },
         words,
         waitset,
+        external,
     })
 }
 
@@ -151,7 +166,10 @@ pub fn main(programs: &[Program], args: &[String]) -> ExitCode {
     };
     match start(&spec) {
         Ok(mut pd) => {
-            (program.start)(&mut pd);
+            match pd.external.take() {
+                Some(mut slot) => slot.serve(&mut pd.kernel),
+                None => (program.start)(&mut pd),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

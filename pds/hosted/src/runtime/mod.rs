@@ -204,6 +204,9 @@ impl Runtime {
             return Some(Outcome::Failure(format!("workload {} failed", failed.name)));
         }
         if !workloads.is_empty() && workloads.iter().all(|s| s.verdict == VERDICT_PASS) {
+            if self.opts.keep_running {
+                return None;
+            }
             let names: Vec<&str> = workloads.iter().map(|s| s.name.as_str()).collect();
             log::info!("all workloads passed ({})", names.join(", "));
             return Some(Outcome::Success);
@@ -211,7 +214,7 @@ impl Runtime {
         if self.opts.run_for_ns.is_some_and(|d| elapsed >= d) {
             return Some(Outcome::Success);
         }
-        if elapsed >= self.opts.timeout_ns {
+        if elapsed >= self.opts.timeout_ns && !self.opts.keep_running {
             if workloads.is_empty() {
                 return Some(Outcome::Success);
             }
@@ -264,13 +267,17 @@ pub fn main(programs: &[Program], args: &[String]) -> ExitCode {
         system.channels.len()
     );
     let dir = opts.system.parent().unwrap_or(std::path::Path::new("."));
-    let world = match World::new(system, programs, dir, opts.spin_ns) {
+    let mut world = match World::new(system, programs, dir, opts.spin_ns) {
         Ok(w) => w,
         Err(e) => {
             log::error!("{e}");
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = crate::external::listen(&mut world, opts.external_dir.as_deref()) {
+        log::error!("cannot open the external client slots: {e}");
+        return ExitCode::FAILURE;
+    }
     // The runtime holds every region's descriptor: no PD may reach them through procfs.
     if let Err(e) = process::set_undumpable().and_then(|()| sys::fault::catch_interrupts()) {
         log::error!("cannot set up the runtime process: {e}");

@@ -17,6 +17,10 @@ options:
   --run-for DUR         stop cleanly after DUR (systems without workload PDs)
   --watchdog DUR        a PPC unanswered for DUR kills the callee (default 3s)
   --spin-us N           spin N µs before blocking on a wait (default 20)
+  --external-dir DIR    where external client slots listen (DIR/<pd>.sock; default
+                        $TMPDIR/hosted-<pid>)
+  --keep-running        keep running after the workloads passed (for external clients); stop
+                        with SIGINT or SIGTERM (exit status 130)
 
 exit status: 0 all workloads passed; 1 a workload failed, a PD was stopped for good, a PD without
 parent died, or the timeout hit; 2 bad arguments or system description; 130 interrupted.
@@ -48,6 +52,10 @@ pub struct Options {
     pub watchdog_ns: u64,
     /// Spin budget (ns).
     pub spin_ns: u64,
+    /// Directory of external client slots' sockets.
+    pub external_dir: Option<PathBuf>,
+    /// Keep running after the workloads passed.
+    pub keep_running: bool,
 }
 
 /// A bad command line.
@@ -112,12 +120,18 @@ impl Options {
             run_for_ns: None,
             watchdog_ns: 3_000_000_000,
             spin_ns: 20_000,
+            external_dir: None,
+            keep_running: false,
         };
         let mut system = None;
         let mut it = args.iter();
         while let Some(a) = it.next() {
             if a == "-h" || a == "--help" {
                 return Ok(None);
+            }
+            if a == "--keep-running" {
+                o.keep_running = true;
+                continue;
             }
             if !a.starts_with("--") {
                 if system.replace(PathBuf::from(a)).is_some() {
@@ -134,6 +148,7 @@ impl Options {
                 "--timeout" => o.timeout_ns = parse_duration(v).ok_or_else(bad)?,
                 "--run-for" => o.run_for_ns = Some(parse_duration(v).ok_or_else(bad)?),
                 "--watchdog" => o.watchdog_ns = parse_duration(v).ok_or_else(bad)?,
+                "--external-dir" => o.external_dir = Some(PathBuf::from(v)),
                 "--spin-us" => {
                     let us: u64 = v.parse().map_err(|_| bad())?;
                     o.spin_ns = us.saturating_mul(1000);

@@ -97,6 +97,8 @@ pub struct PdSlot {
     pub watchdog_kill: bool,
     /// The last verdict seen.
     pub verdict: u32,
+    /// The listening socket, when the PD is an external client slot (`crate::external`).
+    pub external: Option<crate::external::Listener>,
 }
 
 impl PdSlot {
@@ -242,6 +244,7 @@ impl World {
                 generation: 0,
                 watchdog_kill: false,
                 verdict: 0,
+                external: None,
             });
         }
         Ok(Self {
@@ -284,6 +287,7 @@ impl World {
                     write: m.perms.w,
                     exec: m.perms.x,
                 },
+                symbol: m.setvar_vaddr.clone(),
             });
         }
         let mut channels = Vec::new();
@@ -317,6 +321,7 @@ impl World {
             maps,
             channels,
             children,
+            external: slot.external.as_ref().map(crate::external::Listener::fd),
         };
         Ok((spec, extra))
     }
@@ -330,6 +335,7 @@ impl World {
         let mut keep: Vec<RawFd> = vec![spec.control, spec.doorbell];
         keep.extend(spec.maps.iter().map(|m| m.fd));
         keep.extend(spec.channels.iter().map(|c| c.fd));
+        keep.extend(spec.external);
         let slot = self.pds.get_mut(i).ok_or(std::io::ErrorKind::NotFound)?;
         if let Some(ctl) = slot.control() {
             ctl.fault_addr.store(0, Ordering::SeqCst);

@@ -122,19 +122,26 @@ pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Close every descriptor from 3 up except `keep` (a PD keeps only its doorbell once its pages are
-/// mapped; mappings outlive their descriptors).
-pub fn close_other_fds(keep: RawFd) {
-    // CAST: descriptors are non-negative.
-    let keep = keep as libc::c_uint;
-    // SAFETY: closing descriptors nothing in the process uses any more (the PD adopted and dropped
-    // every inherited one except `keep`); close_range ignores unused numbers.
-    unsafe {
-        if keep > 3 {
-            libc::close_range(3, keep - 1, 0);
+/// Close every descriptor from 3 up except those in `keep` (a PD keeps only its doorbell once its
+/// pages are mapped, mappings outliving their descriptors; an external client slot also keeps its
+/// listener and region descriptors).
+pub fn close_other_fds(keep: &[RawFd]) {
+    let mut keep: Vec<libc::c_uint> = keep
+        .iter()
+        .filter_map(|&fd| libc::c_uint::try_from(fd).ok())
+        .collect();
+    keep.sort_unstable();
+    let mut from: libc::c_uint = 3;
+    for fd in keep.into_iter().filter(|&fd| fd >= 3) {
+        if fd > from {
+            // SAFETY: closing descriptors nothing in the process uses any more (the PD adopted
+            // and dropped every inherited one not in `keep`); close_range ignores unused numbers.
+            unsafe { libc::close_range(from, fd - 1, 0) };
         }
-        libc::close_range(keep.saturating_add(1).max(3), libc::c_uint::MAX, 0);
+        from = fd.saturating_add(1);
     }
+    // SAFETY: as above.
+    unsafe { libc::close_range(from, libc::c_uint::MAX, 0) };
 }
 
 /// Give up every capability and the right to gain any (`PR_SET_NO_NEW_PRIVS`). A PD needs none,
