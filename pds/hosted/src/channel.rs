@@ -116,12 +116,7 @@ pub fn call(
     spin: Spin,
 ) -> Result<MessageInfo, IpcError> {
     let seq = seq_of(page.state.load(Ordering::Acquire)).wrapping_add(1);
-    for (slot, v) in page.mrs.iter().zip(mrs.as_slice()).take(msg.count()) {
-        slot.store(*v, Ordering::Relaxed);
-    }
-    // CAST: count is clamped to 64 by MessageInfo.
-    page.count.store(msg.count() as u32, Ordering::Relaxed);
-    page.label.store(msg.label(), Ordering::Relaxed);
+    write_message(page, mrs, msg);
     let called = state(seq, Phase::Called);
     wait::publish(&page.state, called);
     let stopped = page.stopped.get(ends.peer).ok_or(IpcError::BadChannel)?;
@@ -133,26 +128,39 @@ pub fn call(
     }
     let end = wait::wait_word(&page.state, spin, None, |v| v != called).unwrap_or(0);
     match (seq_of(end) == seq, Phase::of(end)) {
-        (true, Phase::Replied) => {
-            let reply = MessageInfo::new(
-                page.label.load(Ordering::Relaxed),
-                // CAST: u32 to usize; MessageInfo clamps it to 64.
-                page.count.load(Ordering::Relaxed) as usize,
-            );
-            for (v, slot) in mrs
-                .as_mut_slice()
-                .iter_mut()
-                .zip(&page.mrs)
-                .take(reply.count())
-            {
-                *v = slot.load(Ordering::Relaxed);
-            }
-            Ok(reply)
-        }
+        (true, Phase::Replied) => Ok(read_message(page, mrs)),
         (true, Phase::TimedOut) => Err(IpcError::Timeout),
         // Faulted, or the runtime reset the slot under us: the callee's state is gone.
         _ => Err(IpcError::PeerFaulted),
     }
+}
+
+/// Put `msg` and its registers from `mrs` into the slot.
+fn write_message(page: &ChannelPage, mrs: &MessageRegisters, msg: MessageInfo) {
+    for (slot, v) in page.mrs.iter().zip(mrs.as_slice()).take(msg.count()) {
+        slot.store(*v, Ordering::Relaxed);
+    }
+    // CAST: count is clamped to 64 by MessageInfo.
+    page.count.store(msg.count() as u32, Ordering::Relaxed);
+    page.label.store(msg.label(), Ordering::Relaxed);
+}
+
+/// The slot's message, with its registers copied into `mrs` (the count is clamped to 64).
+fn read_message(page: &ChannelPage, mrs: &mut MessageRegisters) -> MessageInfo {
+    let msg = MessageInfo::new(
+        page.label.load(Ordering::Relaxed),
+        // CAST: u32 to usize; MessageInfo clamps it to 64.
+        page.count.load(Ordering::Relaxed) as usize,
+    );
+    for (v, slot) in mrs
+        .as_mut_slice()
+        .iter_mut()
+        .zip(&page.mrs)
+        .take(msg.count())
+    {
+        *v = slot.load(Ordering::Relaxed);
+    }
+    msg
 }
 
 /// Whether the slot holds a pending call (the callee's poll; a read only).
@@ -179,22 +187,9 @@ pub fn take_call(page: &ChannelPage, mrs: &mut MessageRegisters) -> Option<Incom
     if Phase::of(s) != Phase::Called {
         return None;
     }
-    let msg = MessageInfo::new(
-        page.label.load(Ordering::Relaxed),
-        // CAST: u32 to usize; MessageInfo clamps it to 64.
-        page.count.load(Ordering::Relaxed) as usize,
-    );
-    for (v, slot) in mrs
-        .as_mut_slice()
-        .iter_mut()
-        .zip(&page.mrs)
-        .take(msg.count())
-    {
-        *v = slot.load(Ordering::Relaxed);
-    }
     Some(Incoming {
         seq: seq_of(s),
-        msg,
+        msg: read_message(page, mrs),
     })
 }
 
@@ -208,12 +203,7 @@ pub fn reply(
 ) -> bool {
     // The caller is blocked until the state changes, so writing the slot first is safe; if the
     // call was abandoned in the meantime the CAS below fails and nobody reads these words.
-    for (slot, v) in page.mrs.iter().zip(mrs.as_slice()).take(reply.count()) {
-        slot.store(*v, Ordering::Relaxed);
-    }
-    // CAST: count is clamped to 64 by MessageInfo.
-    page.count.store(reply.count() as u32, Ordering::Relaxed);
-    page.label.store(reply.label(), Ordering::Relaxed);
+    write_message(page, mrs, reply);
     finish(page, call.seq, Phase::Replied)
 }
 

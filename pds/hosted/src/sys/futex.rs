@@ -20,6 +20,11 @@ struct WaitvEntry {
 /// `FUTEX2_SIZE_U32`: the words are 32 bits wide (and shared, so no `FUTEX2_PRIVATE`).
 const FUTEX2_SIZE_U32: u32 = 2;
 
+/// A pointer to `ts`, or null: the kernel's "no timeout".
+fn optional(ts: Option<&libc::timespec>) -> *const libc::timespec {
+    ts.map_or(std::ptr::null(), std::ptr::from_ref)
+}
+
 /// Wake the (single) waiter on `word`, if any.
 pub fn wake(word: &AtomicU32) {
     // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE only reads its address.
@@ -38,9 +43,7 @@ pub fn wake(word: &AtomicU32) {
 /// Returns early on a spurious wake-up or signal; the caller re-checks its condition.
 pub fn wait(word: &AtomicU32, expected: u32, deadline: Option<u64>) {
     let ts = deadline.map(timespec);
-    let tp = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let tp = optional(ts.as_ref());
     // SAFETY: `word` is a live, aligned u32 and `tp` is null or points at `ts`, alive for the call.
     unsafe {
         libc::syscall(
@@ -90,9 +93,7 @@ impl WaitSet {
             e.val = u64::from(v);
         }
         let ts = deadline.map(timespec);
-        let tp = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let tp = optional(ts.as_ref());
         // SAFETY: `entries` is a valid array of `len` futex_waitv entries whose addresses point at
         // 'static words (see `push`); `tp` is null or points at `ts`, alive for the call.
         unsafe {
