@@ -65,6 +65,14 @@ impl Listener {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// A second descriptor of the listening socket (the PD's, when it runs in-process in tests).
+    ///
+    /// # Errors
+    /// `dup`'s error.
+    pub fn clone_fd(&self) -> io::Result<OwnedFd> {
+        Ok(OwnedFd::from(self.sock.try_clone()?))
+    }
 }
 
 impl Drop for Listener {

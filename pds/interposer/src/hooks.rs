@@ -215,7 +215,10 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) ->
     };
     // CAST: a pointer to u64 is lossless on every supported target.
     let result = slot.ioctl(file, req, arg as u64, &CallerMem);
-    trace(format_args!("ioctl fd {fd} {req:#010x} -> {result:?}"));
+    trace(format_args!(
+        "ioctl fd {fd} {req:#010x} -> {}",
+        result.map_or_else(|e| e.to_string(), |()| "ok".into())
+    ));
     match result {
         Ok(()) => 0,
         Err(e) => sys::fail(e),
@@ -313,7 +316,8 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
             let (_, file) = st.files.swap_remove(i);
             if let Some(slot) = st.slot.as_mut() {
                 let r = slot.close(file);
-                trace(format_args!("close fd {fd} (DRM file {file}) -> {r:?}"));
+                let r = r.map_or_else(|e| e.to_string(), |()| "ok".into());
+                trace(format_args!("close fd {fd} (DRM file {file}) -> {r}"));
             }
         }
         for f in FAKE_FDS.iter() {

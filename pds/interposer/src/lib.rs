@@ -23,3 +23,7 @@ pub mod hooks;
 pub mod marshal;
 pub mod slot;
 pub mod sys;
+
+#[cfg(test)]
+#[path = "../tests/loopback/mod.rs"]
+mod loopback;

@@ -182,3 +182,80 @@ impl Slot {
             .map(|(r, fd)| (fd.as_fd(), offset - r.vaddr, r.writable != 0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against hosted's real slot endpoint and the real shim (`crate::loopback`).
+    use super::*;
+    use crate::loopback::{Loopback, VRAM_VADDR};
+    use crate::sys::CallerMem;
+    use drm_api::ioctl::nr;
+    use drm_api::uapi::*;
+
+    fn ioctl<T: IntoBytes + zerocopy::FromBytes + zerocopy::Immutable>(
+        s: &mut Slot,
+        file: u64,
+        req: u32,
+        arg: &mut T,
+    ) -> Result<(), Errno> {
+        s.ioctl(file, req, (arg as *mut T) as u64, &CallerMem)
+    }
+
+    #[test]
+    fn attach_open_ioctl_and_bo_mappings_reach_the_slots_regions() {
+        let lb = Loopback::start("attach");
+        let mut s = Slot::attach(lb.socket.to_str().unwrap()).unwrap();
+        let f = s.open().unwrap();
+        let mut g = drm_nouveau_getparam {
+            param: getparam::CHIPSET_ID,
+            value: 0,
+        };
+        ioctl(&mut s, f, nr::NOUVEAU_GETPARAM, &mut g).unwrap();
+        assert_eq!(g.value, 0x172);
+        let mut n = drm_nouveau_gem_new::default();
+        n.info.domain = domain::VRAM | domain::MAPPABLE;
+        n.info.size = 0x3000;
+        ioctl(&mut s, f, nr::NOUVEAU_GEM_NEW, &mut n).unwrap();
+        let mut n2 = n;
+        ioctl(&mut s, f, nr::NOUVEAU_GEM_NEW, &mut n2).unwrap();
+        // The map handle is the BO's address in the slot: it maps the VRAM region at that offset.
+        let (_, off, writable) = s.map_target(n2.info.map_handle, n2.info.size).unwrap();
+        assert_eq!((off, writable), (n2.info.map_handle - VRAM_VADDR, true));
+        assert_eq!(off, 0x3000, "after the first BO");
+        // Nothing maps outside the slot's regions, or across a region's end.
+        assert!(s.map_target(0x1000, 0x1000).is_none());
+        assert!(s.map_target(VRAM_VADDR + 0xff_f000, 0x2000).is_none());
+        // An unknown file is the shim's EBADF; the slot stays usable.
+        assert_eq!(
+            ioctl(&mut s, 99, nr::NOUVEAU_GETPARAM, &mut g),
+            Err(Errno::EBADF)
+        );
+        s.close(f).unwrap();
+        assert_eq!(s.close(f), Err(Errno::EBADF));
+        drop(s);
+        let (session, left) = lb.finish();
+        assert_eq!((session.closed, left), (0, 0));
+        assert_eq!(session.calls, 7);
+    }
+
+    #[test]
+    fn a_second_process_is_refused_and_a_leaving_one_loses_its_files() {
+        let lb = Loopback::start("busy");
+        let path = lb.socket.to_str().unwrap().to_owned();
+        let mut first = Slot::attach(&path).unwrap();
+        let (a, b) = (first.open().unwrap(), first.open().unwrap());
+        assert_ne!(a, b);
+        let second = Slot::attach(&path);
+        assert!(matches!(second, Err(AttachError::Busy)), "{second:?}");
+        assert_eq!(AttachError::Busy.errno(), Errno::EBUSY);
+        drop(first); // goes away without closing its files
+        let (session, left) = lb.finish();
+        assert_eq!((session.refused, session.closed, left), (1, 2, 0));
+    }
+
+    #[test]
+    fn a_missing_slot_is_enodev() {
+        let e = Slot::attach("/nonexistent/slot.sock").unwrap_err();
+        assert_eq!(e.errno(), Errno::ENODEV);
+    }
+}
