@@ -29,7 +29,7 @@ use gsp::mmu::{PageSize, Pte, PteFlags, Target};
 use gsp::regs::Mmio;
 use pd_core::shm::{ReadWrite, Region};
 use vm::Backing;
-use vram::{Window, MAX_CLIENT_PAGES, MAX_WINDOW_PAGES};
+use vram::{Window, MAX_CLIENT_WORDS, MAX_WINDOW_WORDS};
 use zerocopy::{FromZeros, IntoBytes};
 
 /// Client PDs gpu-server knows (drm-shim's client channels).
@@ -67,8 +67,8 @@ pub struct Config {
 #[derive(Debug)]
 pub struct GpuServer {
     cfg: Config,
-    vram: Window<MAX_WINDOW_PAGES>,
-    client_vram: [Option<Window<MAX_CLIENT_PAGES>>; MAX_CLIENTS],
+    vram: Window<MAX_WINDOW_WORDS>,
+    client_vram: [Option<Window<MAX_CLIENT_WORDS>>; MAX_CLIENTS],
     dma_view: Region<ReadWrite>,
     tables: heapless::FnvIndexMap<u64, u64, MAX_TABLE_PAGES>,
     ctxs: [Option<Ctx>; MAX_CTXS],
@@ -79,8 +79,8 @@ impl GpuServer {
     /// A server over the general VRAM window (`vram`), the clients' windows and its DMA pool view.
     pub fn new(
         cfg: Config,
-        vram: Window<MAX_WINDOW_PAGES>,
-        client_vram: [Option<Window<MAX_CLIENT_PAGES>>; MAX_CLIENTS],
+        vram: Window<MAX_WINDOW_WORDS>,
+        client_vram: [Option<Window<MAX_CLIENT_WORDS>>; MAX_CLIENTS],
         dma_view: Region<ReadWrite>,
     ) -> Self {
         Self {

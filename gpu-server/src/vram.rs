@@ -4,34 +4,35 @@
 //! zeroed before it is handed out (no data crosses owners), through gpu-server's mapping of the
 //! window.
 
-use alloc_server::buddy::{Buddy, PageMeta};
+use alloc_server::buddy::Buddy;
 use gpu_api::GpuError;
 use pd_core::shm::{ReadWrite, Region};
 
 /// VRAM page size for BOs.
 pub const PAGE: u64 = 0x1000;
-/// Pages of the largest window (64 MiB).
-pub const MAX_WINDOW_PAGES: usize = 16384;
-/// Pages of a client window (16 MiB).
-pub const MAX_CLIENT_PAGES: usize = 4096;
+/// Allocator bitmap words for the general window (enough for 64 MiB: `Buddy::words_needed`).
+pub const MAX_WINDOW_WORDS: usize = 640;
+/// Allocator bitmap words for a client window (enough for 16 MiB).
+pub const MAX_CLIENT_WORDS: usize = 192;
 
-/// One FB range gpu-server can see and allocate from.
+/// One FB range gpu-server can see and allocate from, with `W` words for the allocator's bitmaps
+/// (alloc-server's buddy: one definition of the allocator).
 #[derive(Debug)]
-pub struct Window<const P: usize> {
+pub struct Window<const W: usize> {
     fb_base: u64,
     view: Region<ReadWrite>,
     buddy: Buddy,
-    meta: [PageMeta; P],
+    meta: [u64; W],
 }
 
-impl<const P: usize> Window<P> {
+impl<const W: usize> Window<W> {
     /// The FB range at `fb_base` that gpu-server sees through `view`.
     ///
     /// # Errors
-    /// [`GpuError::Invalid`] when the view is larger than `P` pages.
+    /// [`GpuError::Invalid`] when `W` words cannot track the view's pages.
     pub fn new(fb_base: u64, view: Region<ReadWrite>) -> Result<Self, GpuError> {
         let pages = u32::try_from(view.size() as u64 / PAGE).map_err(|_| GpuError::Invalid)?;
-        let mut meta = [PageMeta::EMPTY; P];
+        let mut meta = [0u64; W];
         let buddy = Buddy::new(pages, &mut meta).map_err(|_| GpuError::Invalid)?;
         Ok(Self {
             fb_base,
@@ -114,5 +115,16 @@ impl<const P: usize> Window<P> {
     /// The FB base.
     pub fn fb_base(&self) -> u64 {
         self.fb_base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmap_capacities_cover_the_windows_of_system_xml() {
+        assert!(Buddy::words_needed(64 << 20 >> 12) <= MAX_WINDOW_WORDS);
+        assert!(Buddy::words_needed(16 << 20 >> 12) <= MAX_CLIENT_WORDS);
     }
 }
