@@ -23,8 +23,8 @@
 use benchkit::{compare, fmt_ns, report, Goal, Op};
 use pci_api::{Bdf, Width};
 use pci_server::emul::{EmuBar, EmuFunction, PcieType, Slot, Topology};
+use pci_server::fuzz::NullKernel;
 use pci_server::{ClientEntry, Config, ConfigError, ConfigSpace, PciServer, Window, Windows};
-use pd_core::{Channel, IpcError, Kernel, MessageInfo, MessageRegisters};
 
 const NODES: usize = 48;
 type Bus = Topology<NODES>;
@@ -59,26 +59,6 @@ impl ConfigSpace for Counting {
     ) -> Result<(), ConfigError> {
         self.count(bdf);
         self.bus.write(bdf, offset, width, value)
-    }
-}
-
-struct NullKernel(MessageRegisters);
-
-impl Kernel for NullKernel {
-    fn pd_name(&self) -> &str {
-        "pci"
-    }
-    fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
-        Ok(())
-    }
-    fn ppcall(&mut self, _: Channel, _: MessageInfo) -> Result<MessageInfo, IpcError> {
-        Err(IpcError::Unsupported)
-    }
-    fn mrs(&mut self) -> &mut MessageRegisters {
-        &mut self.0
-    }
-    fn now_ns(&self) -> u64 {
-        0
     }
 }
 

@@ -28,17 +28,23 @@ pub struct Bar {
     pub assigned: bool,
 }
 
-impl fmt::Display for Bar {
-    /// `256 MiB pref64`, `16 MiB mem32`, `128 B io`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match (self.kind, self.prefetchable) {
+impl Bar {
+    /// `io`, `mem32`, `pref32`, `mem64` or `pref64`.
+    pub fn kind_name(&self) -> &'static str {
+        match (self.kind, self.prefetchable) {
             (BarKind::Io, _) => "io",
             (BarKind::Mem32, false) => "mem32",
             (BarKind::Mem32, true) => "pref32",
             (BarKind::Mem64, false) => "mem64",
             (BarKind::Mem64, true) => "pref64",
-        };
-        write!(f, "{} {kind}", Size(self.size))
+        }
+    }
+}
+
+impl fmt::Display for Bar {
+    /// `256 MiB pref64`, `16 MiB mem32`, `128 B io`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", Size(self.size), self.kind_name())
     }
 }
 

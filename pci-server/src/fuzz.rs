@@ -33,8 +33,10 @@ impl Bytes<'_> {
     }
 }
 
-/// A kernel for driving the server's `protected` without a platform.
-struct NullKernel(MessageRegisters);
+/// A kernel with message registers and nothing else (PPCs and notifications fail): drives the
+/// server's `init` and `protected` without a platform, here, in the benchmark and in tests.
+#[derive(Debug, Default)]
+pub struct NullKernel(pub MessageRegisters);
 
 impl Kernel for NullKernel {
     fn pd_name(&self) -> &str {
@@ -44,7 +46,7 @@ impl Kernel for NullKernel {
         Err(IpcError::Unsupported)
     }
     fn ppcall(&mut self, _ch: Channel, _msg: MessageInfo) -> Result<MessageInfo, IpcError> {
-        Err(IpcError::Unsupported)
+        Err(IpcError::UndeclaredChannel)
     }
     fn mrs(&mut self) -> &mut MessageRegisters {
         &mut self.0
@@ -228,7 +230,7 @@ pub fn topology(data: &[u8]) {
             let _ = f.multi_function();
         }
         for _ in 0..input.u8() % 4 {
-            let at = input.u16() % CFG_SIZE as u16;
+            let at = input.u16() % 4096;
             let _ = f.poke(at, &[input.u8()]);
         }
         // Mostly function 0 of device 0, where scans look first; sometimes anywhere.

@@ -10,7 +10,6 @@ use crate::caps::{self, Cap, Walked};
 use crate::ident;
 use crate::probe::{Function, Range, State};
 use core::fmt::{self, Write};
-use pci_api::BarKind;
 
 /// Write the table for `functions`. `windows` adds each placed BAR's offset in its window.
 ///
@@ -64,17 +63,11 @@ fn write_function<W: Write + ?Sized>(out: &mut W, f: &Function, windows: &Window
         writeln!(out)?;
     }
     for bar in f.bars() {
-        let kind = match (bar.kind, bar.prefetchable) {
-            (BarKind::Io, _) => "io",
-            (BarKind::Mem32, false) => "mem32",
-            (BarKind::Mem32, true) => "pref32",
-            (BarKind::Mem64, false) => "mem64",
-            (BarKind::Mem64, true) => "pref64",
-        };
         write!(
             out,
-            "         BAR{} {kind:<6} {:#012x}  {}",
+            "         BAR{} {:<6} {:#012x}  {}",
             bar.index,
+            bar.kind_name(),
             bar.addr,
             Size(bar.size)
         )?;

@@ -71,34 +71,8 @@ fn three_deep() -> Tree {
             )
             .unwrap();
     }
-    let mut gpu = EmuFunction::endpoint(0x10de, 0x2204, 0x03_00_00);
+    let mut gpu = gpu_function();
     gpu.multi_function()
-        .bar(
-            0,
-            EmuBar::Mem32 {
-                size: 16 << 20,
-                prefetchable: false,
-            },
-        )
-        .unwrap()
-        .bar(
-            1,
-            EmuBar::Mem64 {
-                size: 256 << 20,
-                prefetchable: true,
-            },
-        )
-        .unwrap()
-        .bar(
-            3,
-            EmuBar::Mem64 {
-                size: 32 << 20,
-                prefetchable: true,
-            },
-        )
-        .unwrap()
-        .bar(5, EmuBar::Io { size: 128 })
-        .unwrap()
         .pcie(PcieType::Endpoint, false)
         .unwrap()
         .msix(8, (0, 0xb90000), (0, 0xba0000))
@@ -162,6 +136,28 @@ fn three_deep() -> Tree {
             .unwrap();
     }
     Tree { t, gpu, audio, old }
+}
+
+/// A GPU function 0 as Turing..Ada boards have it: BAR0 16 MiB registers, BAR1 256 MiB and BAR3
+/// 32 MiB 64-bit prefetchable apertures, BAR5 128 bytes of I/O.
+fn gpu_function() -> EmuFunction {
+    let mut gpu = EmuFunction::endpoint(0x10de, 0x2204, 0x03_00_00);
+    let pref64 = |size| EmuBar::Mem64 {
+        size,
+        prefetchable: true,
+    };
+    gpu.bar(
+        0,
+        EmuBar::Mem32 {
+            size: 16 << 20,
+            prefetchable: false,
+        },
+    )
+    .and_then(|g| g.bar(1, pref64(256 << 20)))
+    .and_then(|g| g.bar(3, pref64(32 << 20)))
+    .and_then(|g| g.bar(5, EmuBar::Io { size: 128 }))
+    .unwrap();
+    gpu
 }
 
 fn windows(pref: bool) -> Windows {
@@ -565,27 +561,8 @@ fn a_full_table_is_a_typed_error_and_leaves_bus_ranges_consistent() {
 #[test]
 fn sizing_restores_every_register_on_every_error_path() {
     let mut t: Box<Topology<1>> = Box::default();
-    let mut f = EmuFunction::endpoint(0x10de, 0x2204, 0x03_00_00);
-    f.bar(
-        0,
-        EmuBar::Mem32 {
-            size: 16 << 20,
-            prefetchable: false,
-        },
-    )
-    .unwrap()
-    .bar(
-        1,
-        EmuBar::Mem64 {
-            size: 256 << 20,
-            prefetchable: true,
-        },
-    )
-    .unwrap()
-    .bar(5, EmuBar::Io { size: 128 })
-    .unwrap()
-    .rom(512 << 10)
-    .unwrap();
+    let mut f = gpu_function();
+    f.rom(512 << 10).unwrap();
     let at = bdf(0, 0, 0);
     t.add(Slot::At(at), f).unwrap();
     // Firmware-like starting point: addresses programmed, decoding on.

@@ -688,7 +688,7 @@ impl EmuFunction {
 
     fn add_ext(&mut self, id: u16, len: u16) -> Result<u16, EmuError> {
         let at = self.ext_free;
-        if self.size <= 256 || u32::from(at) + u32::from(len) > CFG_SIZE as u32 {
+        if self.size <= 256 || usize::from(at) + usize::from(len) > CFG_SIZE {
             return Err(EmuError::NoRoom);
         }
         self.set(at, Width::U32, u32::from(id) | 1 << 16);

@@ -42,26 +42,7 @@ pub fn logs() -> Vec<String> {
 }
 
 /// A kernel with message registers only: PPCs fail.
-#[derive(Default)]
-pub struct Mrs(pub MessageRegisters);
-
-impl Kernel for Mrs {
-    fn pd_name(&self) -> &str {
-        "test"
-    }
-    fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
-        Ok(())
-    }
-    fn ppcall(&mut self, _: Channel, _: MessageInfo) -> Result<MessageInfo, IpcError> {
-        Err(IpcError::UndeclaredChannel)
-    }
-    fn mrs(&mut self) -> &mut MessageRegisters {
-        &mut self.0
-    }
-    fn now_ns(&self) -> u64 {
-        0
-    }
-}
+pub use pci_server::fuzz::NullKernel as Mrs;
 
 /// The `pci` PD's kernel in hosted mode: PPCs on `model_ch` reach the device model's `serve`
 /// (registers copied both ways, as the platform does).
