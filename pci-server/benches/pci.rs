@@ -255,9 +255,7 @@ fn bring_up(bus: Box<Bus>, trace: bool) -> (Counting, usize) {
         trace: trace.then(Vec::new),
     };
     let mut server = PciServer::new(port, config);
-    server
-        .init(&mut NullKernel(MessageRegisters::default()))
-        .unwrap();
+    server.init(&mut NullKernel::default()).unwrap();
     let found = server.functions().len();
     (server.into_port(), found)
 }
