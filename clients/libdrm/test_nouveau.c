@@ -103,6 +103,22 @@ static int gpu_open(struct gpu *g, const char *node, int verbose)
 	return nouveau_client_new(g->dev, &g->client);
 }
 
+/* gpu_open, checked and reported step by step; 0 or -errno. */
+static int open_checked(struct gpu *g, const char *node)
+{
+	char msg[160];
+	int ret = gpu_open(g, node, 1);
+
+	check(ret == 0, "device opened", err_of(ret));
+	if (ret)
+		return ret;
+	check(g->drm->nvif, "libdrm took the NVIF path", 0);
+	snprintf(msg, sizeof(msg), "chipset 0x%x, VRAM %llu MiB", g->dev->chipset,
+		 (unsigned long long)(g->dev->vram_size >> 20));
+	check(g->dev->chipset != 0, msg, 0);
+	return 0;
+}
+
 static void gpu_close(struct gpu *g)
 {
 	nouveau_client_del(&g->client);
@@ -166,14 +182,8 @@ static int basic(const char *node)
 	char msg[160];
 
 	step("open the device (nouveau_drm_new + nouveau_device_new)");
-	ret = gpu_open(&g, node, 1);
-	check(ret == 0, "device opened", err_of(ret));
-	if (ret)
+	if (open_checked(&g, node))
 		return 1;
-	check(g.drm->nvif, "libdrm took the NVIF path", 0);
-	snprintf(msg, sizeof(msg), "chipset 0x%x, VRAM %llu MiB", g.dev->chipset,
-		 (unsigned long long)(g.dev->vram_size >> 20));
-	check(g.dev->chipset != 0, msg, 0);
 
 	step("create a VRAM|MAPPABLE BO, map it, write a pattern");
 	ret = bo_filled(&g, 0x5eed0001, &a);
@@ -252,9 +262,7 @@ static int until_error(const char *node, double limit_s)
 	char msg[160];
 
 	step("open the device and do one BO round trip");
-	ret = gpu_open(&g, node, 1);
-	check(ret == 0, "device opened", err_of(ret));
-	if (ret)
+	if (open_checked(&g, node))
 		return 1;
 	ret = round_trip(&g, seed++);
 	check(ret == 0, "BO round trip", err_of(ret));

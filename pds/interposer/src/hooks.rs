@@ -137,59 +137,49 @@ unsafe fn real_openat(
     }
 }
 
-/// libc `open`.
-///
-/// # Safety
-/// libc's contract for `open`.
-#[no_mangle]
-pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    // SAFETY: the caller's contract for `open`.
-    unsafe { intercept_open(path).unwrap_or_else(|| real_open(&OPEN, path, flags, mode)) }
+/// Export libc's `open`-like `$name` (path, flags, mode), falling back to `$real`.
+macro_rules! open_hook {
+    ($name:ident, $real:ident) => {
+        #[doc = concat!("libc `", stringify!($name), "`.")]
+        ///
+        /// # Safety
+        /// libc's contract for it.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+            // SAFETY: the caller's contract for this function.
+            unsafe { intercept_open(path).unwrap_or_else(|| real_open(&$real, path, flags, mode)) }
+        }
+    };
 }
 
-/// libc `open64`.
-///
-/// # Safety
-/// libc's contract for `open64`.
-#[no_mangle]
-pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    // SAFETY: the caller's contract for `open64`.
-    unsafe { intercept_open(path).unwrap_or_else(|| real_open(&OPEN64, path, flags, mode)) }
+/// Export libc's `openat`-like `$name` (render nodes are absolute paths, so `dirfd` plays no
+/// part for them), falling back to `$real`.
+macro_rules! openat_hook {
+    ($name:ident, $real:ident) => {
+        #[doc = concat!("libc `", stringify!($name), "`.")]
+        ///
+        /// # Safety
+        /// libc's contract for it.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            dirfd: c_int,
+            path: *const c_char,
+            flags: c_int,
+            mode: c_uint,
+        ) -> c_int {
+            // SAFETY: the caller's contract for this function.
+            unsafe {
+                intercept_open(path)
+                    .unwrap_or_else(|| real_openat(&$real, dirfd, path, flags, mode))
+            }
+        }
+    };
 }
 
-/// libc `openat` (render nodes are absolute paths, so `dirfd` plays no part for them).
-///
-/// # Safety
-/// libc's contract for `openat`.
-#[no_mangle]
-pub unsafe extern "C" fn openat(
-    dirfd: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: c_uint,
-) -> c_int {
-    // SAFETY: the caller's contract for `openat`.
-    unsafe {
-        intercept_open(path).unwrap_or_else(|| real_openat(&OPENAT, dirfd, path, flags, mode))
-    }
-}
-
-/// libc `openat64`.
-///
-/// # Safety
-/// libc's contract for `openat64`.
-#[no_mangle]
-pub unsafe extern "C" fn openat64(
-    dirfd: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: c_uint,
-) -> c_int {
-    // SAFETY: the caller's contract for `openat64`.
-    unsafe {
-        intercept_open(path).unwrap_or_else(|| real_openat(&OPENAT64, dirfd, path, flags, mode))
-    }
-}
+open_hook!(open, OPEN);
+open_hook!(open64, OPEN64);
+openat_hook!(openat, OPENAT);
+openat_hook!(openat64, OPENAT64);
 
 /// libc `ioctl`.
 ///
@@ -270,39 +260,30 @@ unsafe fn mmap_common(
     unsafe { f(addr, len, prot, flags, region.as_raw_fd(), region_off) }
 }
 
-/// libc `mmap`.
-///
-/// # Safety
-/// libc's contract for `mmap`.
-#[no_mangle]
-pub unsafe extern "C" fn mmap(
-    addr: *mut c_void,
-    len: libc::size_t,
-    prot: c_int,
-    flags: c_int,
-    fd: c_int,
-    off: libc::off_t,
-) -> *mut c_void {
-    // SAFETY: the caller's contract for `mmap`.
-    unsafe { mmap_common(&MMAP, addr, len, prot, flags, fd, off) }
+/// Export libc's `mmap`-like `$name` (libdrm maps BOs with `mmap64`), falling back to `$real`.
+macro_rules! mmap_hook {
+    ($name:ident, $real:ident) => {
+        #[doc = concat!("libc `", stringify!($name), "`.")]
+        ///
+        /// # Safety
+        /// libc's contract for it.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            addr: *mut c_void,
+            len: libc::size_t,
+            prot: c_int,
+            flags: c_int,
+            fd: c_int,
+            off: libc::off_t,
+        ) -> *mut c_void {
+            // SAFETY: the caller's contract for this function.
+            unsafe { mmap_common(&$real, addr, len, prot, flags, fd, off) }
+        }
+    };
 }
 
-/// libc `mmap64` (libdrm maps BOs with it).
-///
-/// # Safety
-/// libc's contract for `mmap64`.
-#[no_mangle]
-pub unsafe extern "C" fn mmap64(
-    addr: *mut c_void,
-    len: libc::size_t,
-    prot: c_int,
-    flags: c_int,
-    fd: c_int,
-    off: libc::off_t,
-) -> *mut c_void {
-    // SAFETY: the caller's contract for `mmap64`.
-    unsafe { mmap_common(&MMAP64, addr, len, prot, flags, fd, off) }
-}
+mmap_hook!(mmap, MMAP);
+mmap_hook!(mmap64, MMAP64);
 
 /// libc `close`: a DRM file is closed on the slot first (freeing everything it owns).
 ///
