@@ -381,3 +381,71 @@ impl Endpoint {
         std::iter::once(self.listener.as_raw_fd()).chain(self.fds.iter().map(AsRawFd::as_raw_fd))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::{BootSpec, ChannelSpec};
+    use crate::runtime::Options;
+    use std::os::fd::IntoRawFd;
+
+    fn dir(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("hosted-external-{}-{tag}", std::process::id()))
+    }
+
+    #[test]
+    fn a_listener_replaces_a_stale_socket_and_removes_its_own() {
+        let d = dir("stale");
+        let first = Listener::bind(&d, "client2").unwrap();
+        let path = first.path().to_owned();
+        std::mem::forget(first); // a runtime that died without cleaning up
+        assert!(path.exists());
+        let second = Listener::bind(&d, "client2").unwrap();
+        assert!(UnixStream::connect(&path).is_ok(), "the new socket answers");
+        drop(second);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn an_external_slot_relays_to_exactly_one_callee() {
+        let d = dir("callee");
+        let l = Listener::bind(&d, "x").unwrap();
+        let chan = |id, pp| ChannelSpec {
+            id,
+            fd: -1,
+            end: 0,
+            pp,
+            notify: true,
+            serves: false,
+            peer: "drm".into(),
+        };
+        let mut spec = BootSpec {
+            channels: vec![chan(0, true), chan(1, true)],
+            ..BootSpec::default()
+        };
+        let e = endpoint(&spec, l.clone_fd().unwrap().into_raw_fd(), Vec::new());
+        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        spec.channels = vec![chan(0, false), chan(3, true)];
+        let e = endpoint(&spec, l.clone_fd().unwrap().into_raw_fd(), Vec::new());
+        let e = e.unwrap();
+        assert_eq!(e.drm, Channel::new(3));
+        assert_eq!(e.fds().count(), 1, "the listener only: no regions given");
+    }
+
+    #[test]
+    fn keep_running_and_external_dir_parse() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = Options::parse(&args(&[
+            "--keep-running",
+            "s.xml",
+            "--external-dir",
+            "/tmp/x",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(o.keep_running);
+        assert_eq!(o.external_dir.as_deref(), Some(Path::new("/tmp/x")));
+        let o = Options::parse(&args(&["s.xml"])).unwrap().unwrap();
+        assert!(!o.keep_running && o.external_dir.is_none());
+    }
+}
