@@ -17,6 +17,8 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod message;
 pub mod shm;
 pub mod trace;
@@ -352,6 +354,21 @@ pub trait Handler {
     fn timeout(&mut self, k: &mut dyn Kernel) {
         log::warn!("{}: unexpected timeout", k.pd_name());
     }
+
+    /// What this PD holds of the system's shared memory now, for leak checks (the fault
+    /// campaign compares it before and after faults). `None`: the PD hands out no such memory.
+    fn usage(&self) -> Option<Usage> {
+        None
+    }
+}
+
+/// Device-visible memory a server holds on behalf of others (see [`Handler::usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// 4 KiB pages of DMA pools granted and not yet freed or reclaimed (alloc-server).
+    pub dma_pages: u64,
+    /// 4 KiB pages of VRAM granted and not yet freed or reclaimed (gpu-server).
+    pub vram_pages: u64,
 }
 
 #[cfg(test)]
