@@ -11,6 +11,11 @@
 //! the hooks take the optional argument as a fixed one. On the Linux C ABIs (x86-64 SysV, AAPCS64)
 //! a variadic integer or pointer argument travels exactly where a fixed one would, so the hook
 //! reads the caller's `mode`/`arg` (garbage when the caller passed none, and then unused).
+//!
+//! Limits: a program must open the render node by path (as `nouveau_drm_new(fd)` users do); device
+//! discovery through sysfs (`drmGetDevices2`, Mesa) finds nothing. A descriptor made by `dup` of a
+//! DRM descriptor is not a DRM file here, and a forked child must not use its parent's DRM
+//! descriptors (it shares the parent's connection to the slot).
 #![allow(unsafe_code)]
 
 use crate::slot::Slot;
