@@ -10,10 +10,18 @@
 //! call needs the pp right on the caller's end; notifications coalesce and are delivered highest
 //! priority first. A call into a PD that is itself mid-call (a cycle, which Microkit's priority rule
 //! forbids) is refused with [`IpcError::PeerFaulted`] instead of aliasing its state.
+//!
+//! A whole system starts PD by PD, in the order its `init`s may call each other (callees first):
+//! the composition begins with [`Slot::vacant`] PDs (calls to them fail with
+//! [`IpcError::PeerFaulted`]) and [`Composition::with_handler`] fills one in as its `init` returns.
+//! Each PD has a one-shot timer ([`Kernel::set_timeout`], delivered by [`Composition::run_timers`])
+//! and a verdict ([`Kernel::report_verdict`], read with [`Composition::verdict`]).
 #![no_std]
 #![deny(unsafe_code)]
 
-use pd_core::{Channel, ChannelSet, Handler, IpcError, Kernel, MessageInfo, MessageRegisters};
+use pd_core::{
+    Channel, ChannelSet, Handler, IpcError, Kernel, MessageInfo, MessageRegisters, Verdict,
+};
 
 /// One channel end as seen from `from`: calling or notifying `ch` reaches `to` on `to_ch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +47,8 @@ pub struct Slot<'h> {
     handler: Option<&'h mut dyn Handler>,
     mrs: MessageRegisters,
     pending: ChannelSet,
+    timeout: Option<u64>,
+    verdict: Option<Verdict>,
 }
 
 impl core::fmt::Debug for Slot<'_> {
@@ -54,11 +64,22 @@ impl<'h> Slot<'h> {
     /// PD `name` with `priority`, whose events go to `handler`.
     pub fn new(name: &'static str, priority: u8, handler: &'h mut dyn Handler) -> Self {
         Self {
+            handler: Some(handler),
+            ..Self::vacant(name, priority)
+        }
+    }
+
+    /// PD `name` with `priority` that has not started yet: calls to it fail with
+    /// [`IpcError::PeerFaulted`], notifications wait until [`Composition::with_handler`].
+    pub fn vacant(name: &'static str, priority: u8) -> Self {
+        Self {
             name,
             priority,
-            handler: Some(handler),
+            handler: None,
             mrs: MessageRegisters::default(),
             pending: ChannelSet::EMPTY,
+            timeout: None,
+            verdict: None,
         }
     }
 }
@@ -88,6 +109,86 @@ impl<'h, 'r, const N: usize> Composition<'h, 'r, N> {
     /// a workload driver, a benchmark).
     pub fn kernel(&mut self, pd: usize) -> PdKernel<'_, 'h, 'r, N> {
         PdKernel { comp: self, me: pd }
+    }
+
+    /// The composition with PD `pd`'s handler filled in (its `init` returned). Handlers already
+    /// in place are kept, now borrowed for the new handler's (shorter) lifetime, and so are every
+    /// PD's registers, pending notifications, timer and verdict. An out-of-range `pd` changes
+    /// nothing.
+    pub fn with_handler<'k>(self, pd: usize, handler: &'k mut dyn Handler) -> Composition<'k, 'r, N>
+    where
+        'h: 'k,
+    {
+        let Self {
+            slots,
+            routes,
+            clock,
+            spare,
+        } = self;
+        let mut slots = slots.map(|s| Slot {
+            name: s.name,
+            priority: s.priority,
+            handler: s.handler.map(|h| -> &'k mut dyn Handler { h }),
+            mrs: s.mrs,
+            pending: s.pending,
+            timeout: s.timeout,
+            verdict: s.verdict,
+        });
+        if let Some(slot) = slots.get_mut(pd) {
+            slot.handler = Some(handler);
+        }
+        Composition {
+            slots,
+            routes,
+            clock,
+            spare,
+        }
+    }
+
+    /// PD `pd`'s message registers (a platform's `Kernel::mrs` for code running outside an event).
+    pub fn mrs(&mut self, pd: usize) -> &mut MessageRegisters {
+        match self.slots.get_mut(pd) {
+            Some(s) => &mut s.mrs,
+            None => &mut self.spare,
+        }
+    }
+
+    /// The verdict PD `pd` reported, if any.
+    pub fn verdict(&self, pd: usize) -> Option<Verdict> {
+        self.slots.get(pd).and_then(|s| s.verdict)
+    }
+
+    /// The earliest armed timer, in the clock's nanoseconds.
+    pub fn next_timeout(&self) -> Option<u64> {
+        self.slots.iter().filter_map(|s| s.timeout).min()
+    }
+
+    /// Deliver every timer due at the clock's present time, highest priority first; how many. A
+    /// PD whose handler is busy (mid-call) or vacant keeps its timer for a later round.
+    pub fn run_timers(&mut self) -> usize {
+        let now = (self.clock)();
+        let mut delivered = 0;
+        loop {
+            let next = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.handler.is_some() && s.timeout.is_some_and(|t| t <= now))
+                .max_by_key(|(_, s)| s.priority)
+                .map(|(i, _)| i);
+            let Some(i) = next else { break };
+            let Some(slot) = self.slots.get_mut(i) else {
+                break;
+            };
+            slot.timeout = None;
+            let Some(h) = slot.handler.take() else { break };
+            h.timeout(&mut PdKernel { comp: self, me: i });
+            if let Some(slot) = self.slots.get_mut(i) {
+                slot.handler = Some(h);
+            }
+            delivered += 1;
+        }
+        delivered
     }
 
     /// Deliver pending notifications, highest priority first, until none are left or `budget`
@@ -213,6 +314,26 @@ impl<const N: usize> Kernel for PdKernel<'_, '_, '_, N> {
     fn now_ns(&self) -> u64 {
         (self.comp.clock)()
     }
+
+    fn set_timeout(&mut self, at_ns: u64) -> Result<(), IpcError> {
+        let slot = self
+            .comp
+            .slots
+            .get_mut(self.me)
+            .ok_or(IpcError::Unsupported)?;
+        slot.timeout = Some(at_ns);
+        Ok(())
+    }
+
+    fn report_verdict(&mut self, verdict: Verdict) -> Result<(), IpcError> {
+        let slot = self
+            .comp
+            .slots
+            .get_mut(self.me)
+            .ok_or(IpcError::Unsupported)?;
+        slot.verdict = Some(verdict);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +443,80 @@ mod tests {
         );
         assert_eq!(kb.notify(Channel::new(1)), Err(IpcError::NoNotifyRight));
         assert_eq!(kb.now_ns(), 7);
+    }
+
+    /// Counts timeouts, re-arms once, reports a verdict on the second.
+    #[derive(Default)]
+    struct Ticker {
+        ticks: u32,
+    }
+    impl Handler for Ticker {
+        fn timeout(&mut self, k: &mut dyn Kernel) {
+            self.ticks += 1;
+            if self.ticks == 1 {
+                k.set_timeout(k.now_ns() + 5).unwrap();
+            } else {
+                k.report_verdict(Verdict::Pass).unwrap();
+            }
+        }
+    }
+
+    static NOW: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    fn now() -> u64 {
+        NOW.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn pds_start_one_by_one_and_timers_and_verdicts_work() {
+        let mut c = Adder {
+            onward: None,
+            seen: ChannelSet::EMPTY,
+        };
+        let comp = Composition::new(
+            [
+                Slot::vacant("a", 1),
+                Slot::vacant("b", 2),
+                Slot::vacant("c", 3),
+            ],
+            ROUTES,
+            now,
+        );
+        let mut comp = comp.with_handler(2, &mut c);
+        // b is not started: a call to it fails cleanly, a notification waits for it.
+        let mut k = comp.kernel(0);
+        assert_eq!(
+            k.ppcall(Channel::new(0), MessageInfo::new(1, 1)),
+            Err(IpcError::PeerFaulted)
+        );
+        k.notify(Channel::new(0)).unwrap();
+        assert_eq!(comp.run_pending(10), 0);
+        let mut b = Adder {
+            onward: Some(Channel::new(1)),
+            seen: ChannelSet::EMPTY,
+        };
+        let mut comp = comp.with_handler(1, &mut b);
+        comp.mrs(0).set(0, 1);
+        let r = comp
+            .kernel(0)
+            .ppcall(Channel::new(0), MessageInfo::new(1, 1));
+        assert_eq!((r.map(|m| m.label()), comp.mrs(0).get(0)), (Ok(1), 3));
+        assert_eq!(comp.run_pending(10), 1, "delivered once b started");
+        // a's timer: armed by init code, delivered when due, re-armed by the handler.
+        let mut a = Ticker::default();
+        let mut comp = comp.with_handler(0, &mut a);
+        NOW.store(100, core::sync::atomic::Ordering::Relaxed);
+        comp.kernel(0).set_timeout(110).unwrap();
+        assert_eq!((comp.run_timers(), comp.next_timeout()), (0, Some(110)));
+        NOW.store(110, core::sync::atomic::Ordering::Relaxed);
+        assert_eq!(comp.run_timers(), 1);
+        assert_eq!((comp.next_timeout(), comp.verdict(0)), (Some(115), None));
+        NOW.store(200, core::sync::atomic::Ordering::Relaxed);
+        assert_eq!(comp.run_timers(), 1);
+        assert_eq!(
+            (comp.verdict(0), comp.verdict(1), comp.next_timeout()),
+            (Some(Verdict::Pass), None, None)
+        );
+        assert_eq!(comp.verdict(7), None);
     }
 
     #[test]
