@@ -88,6 +88,13 @@ pub struct Queues {
     pending: heapless::Deque<PendingEvent, PENDING_EVENTS>,
 }
 
+impl Queues {
+    /// Whether a reply or events wait for room on the status queue.
+    pub fn has_backlog(&self) -> bool {
+        self.outgoing.is_some() || !self.pending.is_empty()
+    }
+}
+
 /// SWGEN0 to the CPU after each message; a full status queue is never waited on (the caller
 /// checked for room first).
 struct Swgen0<'f>(&'f mut FalconRegs);
@@ -567,7 +574,8 @@ fn handle(m: &mut GspModel<'_>, function: u32, sequence: u32, len: usize) -> Opt
         Ok(MsgFunction::GspRmAlloc) => rm_alloc(m, len),
         Ok(MsgFunction::GspRmControl) => rm_control(m, len),
         Ok(MsgFunction::Free) => rm_free(m, len),
-        Ok(MsgFunction::Nop) => Ok(0),
+        // NOP answers with its own payload (GSP-RM replies in place): a ping.
+        Ok(MsgFunction::Nop) => Ok(len),
         _ => Err(NvStatus::NotSupported),
     };
     match status {

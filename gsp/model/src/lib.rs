@@ -31,6 +31,8 @@ pub mod bar0;
 pub mod boot;
 pub mod fifo;
 pub mod firmware;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 pub mod fwimage;
 pub mod phys;
 pub mod ppc;
@@ -329,11 +331,14 @@ impl<'a> GspModel<'a> {
         self.set_phase(Phase::Failed);
     }
 
-    /// Advance PTIMER to `now_ns` and run work a delay held back.
+    /// Advance PTIMER to `now_ns`; run work a delay held back, and continue a reply or events
+    /// the status queue had no room for (the driver polling a register has consumed some).
     pub fn tick(&mut self, now_ns: u64) {
         self.bar.now_ns = self.bar.now_ns.max(now_ns);
         if self.held_until.is_some_and(|t| self.bar.now_ns >= t) {
             self.held_until = None;
+            self.pump();
+        } else if self.queues.as_ref().is_some_and(Queues::has_backlog) {
             self.pump();
         }
     }
