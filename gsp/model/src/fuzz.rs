@@ -31,6 +31,21 @@ const RMARGS: usize = LOGS + 3 * LOG_BUFFER_SIZE;
 const QUEUES: usize = RMARGS + 0x1000;
 const SYS_SIZE: usize = QUEUES + QUEUE_REGION_SIZE;
 
+/// A control command: one the model knows, or any number.
+fn control(pick: u8) -> u32 {
+    [
+        0x0080_1813,
+        0x0080_1814,
+        0x2080_2a08,
+        0xa06f_0103,
+        0xa06f_0104,
+        0xc36f_0108,
+    ]
+    .get(usize::from(pick % 8))
+    .copied()
+    .unwrap_or(u32::from(pick) << 16)
+}
+
 /// The CPU side's doorbell for the fuzzer: never waits.
 struct NoWait;
 
@@ -125,10 +140,7 @@ pub fn command_queue(data: &[u8]) {
                 let (client, a, b) = (h(next()), h(next()), h(next()));
                 let (function, words): (u32, Vec<u32>) = match op % 10 {
                     0 => (103, vec![client, a, b, class, 0, size, 0, 0]),
-                    1 => (
-                        76,
-                        vec![client, a, u32::from(next()) << 24 | class, 0, size, 0],
-                    ),
+                    1 => (76, vec![client, a, control(next()), 0, size, 0]),
                     _ => (10, vec![client, a, b, 0]),
                 };
                 let mut body: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
