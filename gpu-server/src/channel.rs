@@ -108,13 +108,13 @@ impl Session<'_> {
         let (push, push_fb, push_va) = self.kernel_object(c, SEGMENTS * FENCE_SEGMENT, true)?;
 
         let mut size = rm::NV2080_CTRL_CE_GET_FAULT_METHOD_BUFFER_SIZE_PARAMS::new_zeroed();
-        self.rm.control(
+        self.p.rm_control(
             hclient,
             hsub,
             RmControl::CeGetFaultMethodBufferSize.into(),
             size.as_mut_bytes(),
         )?;
-        let mthdbuf = self.dma.alloc(
+        let mthdbuf = self.p.dma_alloc(
             crate::deps::Pool::Server,
             u64::from(size.size).max(0x1000),
             0x1000,
@@ -146,14 +146,14 @@ impl Session<'_> {
         let hchan = handle::channel(index);
         let class = u32::from(self.srv.cfg.classes.channel);
         let result = self
-            .rm
-            .alloc(hclient, hdevice, hchan, class, p.as_bytes())
+            .p
+            .rm_alloc(hclient, hdevice, hchan, class, p.as_bytes())
             .and_then(|()| {
                 let ce = rm::NVB0B5_ALLOCATION_PARAMETERS {
                     version: rm::NVB0B5_ALLOCATION_PARAMETERS_VERSION_1,
                     engineType: engine,
                 };
-                self.rm.alloc(
+                self.p.rm_alloc(
                     hclient,
                     hchan,
                     handle::copy(index),
@@ -161,20 +161,20 @@ impl Session<'_> {
                     ce.as_bytes(),
                 )?;
                 let mut bind = rm::NVA06F_CTRL_BIND_PARAMS { engineType: engine };
-                self.rm
-                    .control(hclient, hchan, RmControl::Bind.into(), bind.as_mut_bytes())?;
+                self.p
+                    .rm_control(hclient, hchan, RmControl::Bind.into(), bind.as_mut_bytes())?;
                 let mut sched = rm::NVA06F_CTRL_GPFIFO_SCHEDULE_PARAMS {
                     bEnable: 1,
                     bSkipSubmit: 0,
                 };
-                self.rm.control(
+                self.p.rm_control(
                     hclient,
                     hchan,
                     RmControl::GpfifoSchedule.into(),
                     sched.as_mut_bytes(),
                 )?;
                 let mut tok = rm::NVC36F_CTRL_CMD_GPFIFO_GET_WORK_SUBMIT_TOKEN_PARAMS::new_zeroed();
-                self.rm.control(
+                self.p.rm_control(
                     hclient,
                     hchan,
                     RmControl::GpfifoGetWorkSubmitToken.into(),
@@ -186,8 +186,8 @@ impl Session<'_> {
         let token = match result {
             Ok(t) => t,
             Err(e) => {
-                let _ = self.rm.free(hclient, hdevice, hchan);
-                let _ = self.dma.free(crate::deps::Pool::Server, mthdbuf.handle);
+                let _ = self.p.rm_free(hclient, hdevice, hchan);
+                let _ = self.p.dma_free(crate::deps::Pool::Server, mthdbuf.handle);
                 for id in objects {
                     self.free_kernel_object(c, id);
                 }
@@ -241,10 +241,12 @@ impl Session<'_> {
         {
             *s = None;
         }
-        let freed = self.rm.free(hclient, hdevice, handle::channel(chan.index));
+        let freed = self
+            .p
+            .rm_free(hclient, hdevice, handle::channel(chan.index));
         let _ = self
-            .dma
-            .free(crate::deps::Pool::Server, chan.mthdbuf.handle);
+            .p
+            .dma_free(crate::deps::Pool::Server, chan.mthdbuf.handle);
         for o in chan.objects {
             self.free_kernel_object(c, o);
         }
@@ -307,7 +309,7 @@ impl Session<'_> {
         chan.put = put;
         chan.seqno = seqno;
         *self.srv.ctx_mut(c)?.chan(id)? = chan;
-        self.mmio
+        self.p
             .write32(
                 usermode::BASE + usermode::NOTIFY_CHANNEL_PENDING,
                 chan.token,

@@ -1,7 +1,13 @@
 //! What gpu-server needs from its peers, as traits the PD glue implements with PPC client stubs
-//! (gsp-api, alloc-api, MMIO through the device) and tests implement with fakes.
+//! (gsp-api, alloc-api, MMIO through the device) and tests implement with fakes. [`Peers`] bundles
+//! them: on a PD they all go through the one `Kernel`, so one object serves all three.
 
 use gpu_api::{ClientId, GpuError};
+use gsp::regs::Mmio;
+
+/// Everything gpu-server calls out to.
+pub trait Peers: Rm + Dma + Mmio {}
+impl<T: Rm + Dma + Mmio> Peers for T {}
 
 /// RM objects in the GSP, through the gsp PD (`GSP_RM_ALLOC`, `GSP_RM_CONTROL`, `FREE`).
 pub trait Rm {
@@ -10,7 +16,7 @@ pub trait Rm {
     /// # Errors
     /// [`GpuError::Device`] for an RM failure (NV_STATUS), [`GpuError::ContextLost`] when the
     /// gsp restarted.
-    fn alloc(
+    fn rm_alloc(
         &mut self,
         client: u32,
         parent: u32,
@@ -21,8 +27,8 @@ pub trait Rm {
     /// Run control `cmd` on `object`; `params` are sent and overwritten with RM's reply.
     ///
     /// # Errors
-    /// As [`Rm::alloc`].
-    fn control(
+    /// As [`Rm::rm_alloc`].
+    fn rm_control(
         &mut self,
         client: u32,
         object: u32,
@@ -32,8 +38,8 @@ pub trait Rm {
     /// Free `object` (and its subtree).
     ///
     /// # Errors
-    /// As [`Rm::alloc`].
-    fn free(&mut self, client: u32, parent: u32, object: u32) -> Result<(), GpuError>;
+    /// As [`Rm::rm_alloc`].
+    fn rm_free(&mut self, client: u32, parent: u32, object: u32) -> Result<(), GpuError>;
 }
 
 /// Whose pool a DMA buffer comes from.
@@ -64,10 +70,10 @@ pub trait Dma {
     ///
     /// # Errors
     /// [`GpuError::NoMemory`] when the pool or quota is exhausted.
-    fn alloc(&mut self, pool: Pool, size: u64, align: u64) -> Result<DmaBuf, GpuError>;
+    fn dma_alloc(&mut self, pool: Pool, size: u64, align: u64) -> Result<DmaBuf, GpuError>;
     /// Give a buffer back.
     ///
     /// # Errors
     /// [`GpuError::NotFound`] for a handle alloc-server doesn't know.
-    fn free(&mut self, pool: Pool, handle: u64) -> Result<(), GpuError>;
+    fn dma_free(&mut self, pool: Pool, handle: u64) -> Result<(), GpuError>;
 }

@@ -3,7 +3,8 @@
 //! channels and job submission with fences — and serves them to drm-shim as [`gpu_api::GpuOps`].
 //!
 //! The peers are traits ([`deps::Rm`] for RM objects through the gsp PD, [`deps::Dma`] for DMA
-//! memory through alloc-server, [`gsp::regs::Mmio`] for the doorbell), so the same code runs
+//! memory through alloc-server, [`gsp::regs::Mmio`] for the doorbell; together [`deps::Peers`]),
+//! so the same code runs
 //! isolated (each a PPC client stub) and monolithic (direct calls). A [`Session`] borrows the
 //! server and its peers for one request.
 //!
@@ -22,11 +23,10 @@ pub mod vm;
 pub mod vram;
 
 use ctx::{Bo, Ctx, Place, RmHandles, Win};
-use deps::{Dma, Pool, Rm};
+use deps::{Peers, Pool};
 use gpu_api::{BoDesc, BoId, ChanId, ClientId, CtxId, DeviceInfo, Fence, GpuError, GpuOps, Push};
 use gsp::fw::current::rm::{self as rmdef, ChannelClasses, RmClass, RmControl};
 use gsp::mmu::{PageSize, Pte, PteFlags, Target};
-use gsp::regs::Mmio;
 use pd_core::shm::{ReadWrite, Region};
 use vm::Backing;
 use vram::{Window, MAX_CLIENT_WORDS, MAX_WINDOW_WORDS};
@@ -135,17 +135,10 @@ impl GpuServer {
     }
 
     /// Borrow the server and its peers for one request.
-    pub fn session<'a>(
-        &'a mut self,
-        rm: &'a mut dyn Rm,
-        dma: &'a mut dyn Dma,
-        mmio: &'a mut dyn Mmio,
-    ) -> Session<'a> {
+    pub fn session<'a>(&'a mut self, peers: &'a mut dyn Peers) -> Session<'a> {
         Session {
             srv: self,
-            rm,
-            dma,
-            mmio,
+            p: peers,
         }
     }
 }
@@ -153,9 +146,7 @@ impl GpuServer {
 /// The server with its peers, for one request: implements [`GpuOps`].
 pub struct Session<'a> {
     srv: &'a mut GpuServer,
-    rm: &'a mut dyn Rm,
-    dma: &'a mut dyn Dma,
-    mmio: &'a mut dyn Mmio,
+    p: &'a mut dyn Peers,
 }
 
 impl core::fmt::Debug for Session<'_> {
@@ -176,16 +167,16 @@ impl pt::TableMemory for Tables<'_, '_> {
         Target::SysCoherent
     }
     fn alloc_table(&mut self) -> Result<u64, GpuError> {
-        let b = self.s.dma.alloc(Pool::Server, 0x1000, 0x1000)?;
+        let b = self.s.p.dma_alloc(Pool::Server, 0x1000, 0x1000)?;
         if self.s.srv.tables.insert(b.dev_addr, b.handle).is_err() {
-            let _ = self.s.dma.free(Pool::Server, b.handle);
+            let _ = self.s.p.dma_free(Pool::Server, b.handle);
             return Err(GpuError::NoMemory);
         }
         Ok(b.dev_addr)
     }
     fn free_table(&mut self, addr: u64) {
         if let Some(h) = self.s.srv.tables.remove(&addr) {
-            let _ = self.s.dma.free(Pool::Server, h);
+            let _ = self.s.p.dma_free(Pool::Server, h);
         }
     }
     fn write_u64(&mut self, addr: u64, value: u64) -> Result<(), GpuError> {
@@ -277,7 +268,7 @@ impl Session<'_> {
                     .and_then(Option::as_ref)
                     .map(|x| x.client);
                 if let Some(cl) = client {
-                    let _ = self.dma.free(Pool::Client(cl), buf.handle);
+                    let _ = self.p.dma_free(Pool::Client(cl), buf.handle);
                 }
             }
         }
@@ -295,11 +286,11 @@ impl GpuOps for Session<'_> {
 
     fn ptimer_ns(&mut self) -> Result<u64, GpuError> {
         let lo = self
-            .mmio
+            .p
             .read32(rmdef::usermode::BASE + rmdef::usermode::TIME_0)
             .map_err(|_| GpuError::Device)?;
         let hi = self
-            .mmio
+            .p
             .read32(rmdef::usermode::BASE + rmdef::usermode::TIME_1)
             .map_err(|_| GpuError::Device)?;
         Ok(u64::from(hi) << 32 | u64::from(lo))
@@ -322,7 +313,7 @@ impl GpuOps for Session<'_> {
             | (self.srv.next_client & 0xffff);
         let mut p = rmdef::NV0000_ALLOC_PARAMETERS::new_zeroed();
         p.hClient = hclient;
-        self.rm.alloc(
+        self.p.rm_alloc(
             hclient,
             hclient,
             hclient,
@@ -332,8 +323,8 @@ impl GpuOps for Session<'_> {
         let dev = rmdef::NV0080_ALLOC_PARAMETERS::new_zeroed();
         let sub = rmdef::NV2080_ALLOC_PARAMETERS::new_zeroed();
         let tree = self
-            .rm
-            .alloc(
+            .p
+            .rm_alloc(
                 hclient,
                 hclient,
                 ctx::handle::DEVICE,
@@ -341,7 +332,7 @@ impl GpuOps for Session<'_> {
                 dev.as_bytes(),
             )
             .and_then(|()| {
-                self.rm.alloc(
+                self.p.rm_alloc(
                     hclient,
                     ctx::handle::DEVICE,
                     ctx::handle::SUBDEVICE,
@@ -350,7 +341,7 @@ impl GpuOps for Session<'_> {
                 )
             });
         if let Err(e) = tree {
-            let _ = self.rm.free(hclient, hclient, hclient);
+            let _ = self.p.rm_free(hclient, hclient, hclient);
             return Err(e);
         }
         // CAST: slot < MAX_CTXS.
@@ -390,7 +381,7 @@ impl GpuOps for Session<'_> {
             return Err(GpuError::NotFound);
         };
         // Freeing the root client frees the whole RM tree (device, VA space, channels).
-        let freed = self.rm.free(ctx.rm.client, ctx.rm.client, ctx.rm.client);
+        let freed = self.p.rm_free(ctx.rm.client, ctx.rm.client, ctx.rm.client);
         if let Some(mut pt) = ctx.pt.take() {
             pt.release(&mut Tables { s: self });
         }
@@ -445,8 +436,8 @@ impl GpuOps for Session<'_> {
             }
         } else if domain & (GART | CPU) != 0 {
             let buf = self
-                .dma
-                .alloc(Pool::Client(client), size, align.max(vram::PAGE))?;
+                .p
+                .dma_alloc(Pool::Client(client), size, align.max(vram::PAGE))?;
             (
                 Place::Gart(buf),
                 maps.dma_vaddr + buf.offset,
@@ -511,8 +502,8 @@ impl GpuOps for Session<'_> {
         p.flags = rmdef::NV_VASPACE_ALLOCATION_FLAGS_IS_EXTERNALLY_OWNED;
         p.vaSize = vm::VA_END;
         let setup = self
-            .rm
-            .alloc(
+            .p
+            .rm_alloc(
                 hclient,
                 hdevice,
                 ctx::handle::VASPACE,
@@ -525,7 +516,7 @@ impl GpuOps for Session<'_> {
                 d.numEntries = 4;
                 d.flags = 1; // APERTURE = SYSMEM_COH: the tables are in gpu-server's DMA pool.
                 d.hVASpace = ctx::handle::VASPACE;
-                self.rm.control(
+                self.p.rm_control(
                     hclient,
                     hdevice,
                     RmControl::DmaSetPageDirectory.into(),
@@ -534,7 +525,7 @@ impl GpuOps for Session<'_> {
             });
         let mut pt = pt;
         if let Err(e) = setup {
-            let _ = self.rm.free(hclient, hdevice, ctx::handle::VASPACE);
+            let _ = self.p.rm_free(hclient, hdevice, ctx::handle::VASPACE);
             pt.release(&mut Tables { s: self });
             return Err(e);
         }

@@ -22,7 +22,7 @@ struct FakeRm {
     fail_class: Option<u32>,
 }
 impl Rm for FakeRm {
-    fn alloc(
+    fn rm_alloc(
         &mut self,
         client: u32,
         _parent: u32,
@@ -36,14 +36,14 @@ impl Rm for FakeRm {
         assert!(self.objects.insert((client, object)), "duplicate RM handle");
         Ok(())
     }
-    fn control(&mut self, _: u32, _: u32, cmd: u32, params: &mut [u8]) -> Result<(), GpuError> {
+    fn rm_control(&mut self, _: u32, _: u32, cmd: u32, params: &mut [u8]) -> Result<(), GpuError> {
         self.controls.push(cmd);
         if cmd == u32::from(RmControl::GpfifoGetWorkSubmitToken) {
             params.copy_from_slice(&0x1_0007u32.to_le_bytes());
         }
         Ok(())
     }
-    fn free(&mut self, client: u32, _: u32, object: u32) -> Result<(), GpuError> {
+    fn rm_free(&mut self, client: u32, _: u32, object: u32) -> Result<(), GpuError> {
         if client == object {
             self.objects.retain(|o| o.0 != client);
         } else {
@@ -60,7 +60,7 @@ struct FakeDma {
     live: BTreeMap<u64, (Pool, DmaBuf)>,
 }
 impl Dma for FakeDma {
-    fn alloc(&mut self, pool: Pool, size: u64, _: u64) -> Result<DmaBuf, GpuError> {
+    fn dma_alloc(&mut self, pool: Pool, size: u64, _: u64) -> Result<DmaBuf, GpuError> {
         let off = self.next;
         self.next += size.next_multiple_of(0x1000);
         let base = if pool == Pool::Server {
@@ -77,7 +77,7 @@ impl Dma for FakeDma {
         self.live.insert(b.handle, (pool, b));
         Ok(b)
     }
-    fn free(&mut self, _: Pool, handle: u64) -> Result<(), GpuError> {
+    fn dma_free(&mut self, _: Pool, handle: u64) -> Result<(), GpuError> {
         self.live
             .remove(&handle)
             .map(|_| ())
@@ -97,11 +97,44 @@ impl Mmio for FakeMmio {
     }
 }
 
-struct World {
-    srv: GpuServer,
+/// The three fakes as the one peer object gpu-server talks to.
+#[derive(Default)]
+struct Fakes {
     rm: FakeRm,
     dma: FakeDma,
     mmio: FakeMmio,
+}
+impl Rm for Fakes {
+    fn rm_alloc(&mut self, c: u32, p: u32, o: u32, cl: u32, b: &[u8]) -> Result<(), GpuError> {
+        self.rm.rm_alloc(c, p, o, cl, b)
+    }
+    fn rm_control(&mut self, c: u32, o: u32, cmd: u32, b: &mut [u8]) -> Result<(), GpuError> {
+        self.rm.rm_control(c, o, cmd, b)
+    }
+    fn rm_free(&mut self, c: u32, p: u32, o: u32) -> Result<(), GpuError> {
+        self.rm.rm_free(c, p, o)
+    }
+}
+impl Dma for Fakes {
+    fn dma_alloc(&mut self, pool: Pool, size: u64, align: u64) -> Result<DmaBuf, GpuError> {
+        self.dma.dma_alloc(pool, size, align)
+    }
+    fn dma_free(&mut self, pool: Pool, h: u64) -> Result<(), GpuError> {
+        self.dma.dma_free(pool, h)
+    }
+}
+impl Mmio for Fakes {
+    fn read32(&mut self, o: u32) -> Result<u32, MmioError> {
+        self.mmio.read32(o)
+    }
+    fn write32(&mut self, o: u32, v: u32) -> Result<(), MmioError> {
+        self.mmio.write32(o, v)
+    }
+}
+
+struct World {
+    srv: GpuServer,
+    f: Fakes,
     dma_mem: Region<ReadWrite>,
     vram_mem: Region<ReadWrite>,
     client_vram: Region<ReadWrite>,
@@ -143,9 +176,7 @@ fn world() -> World {
     );
     World {
         srv,
-        rm: FakeRm::default(),
-        dma: FakeDma::default(),
-        mmio: FakeMmio::default(),
+        f: Fakes::default(),
         dma_mem,
         vram_mem,
         client_vram,
@@ -154,7 +185,7 @@ fn world() -> World {
 
 macro_rules! ops {
     ($w:expr) => {
-        $w.srv.session(&mut $w.rm, &mut $w.dma, &mut $w.mmio)
+        $w.srv.session(&mut $w.f)
     };
 }
 
@@ -176,7 +207,7 @@ impl PageTableMemory for GpuMem<'_> {
 
 fn root(w: &World) -> u64 {
     // The first page table the server allocated is the PD3 of the first context's VA space.
-    w.dma
+    w.f.dma
         .live
         .values()
         .filter(|(p, _)| *p == Pool::Server)
@@ -272,7 +303,7 @@ fn exec_fills_the_ring_and_rings_the_doorbell_and_the_fence_follows_the_semaphor
     let f = ops!(w).exec(ctx, ch, &pushes).unwrap();
     assert_eq!(f.seqno, 1);
     assert_eq!(
-        w.mmio.0.last(),
+        w.f.mmio.0.last(),
         Some(&(0x81_0090, 0x1_0007)),
         "doorbell with the channel's token"
     );
@@ -327,8 +358,8 @@ fn closing_a_context_frees_everything_it_owned_and_nothing_else() {
     ops!(w).vm_init(keep, 0x4000_0000, 0x100_0000).unwrap();
     let kept_bo = ops!(w).bo_new(keep, 2, 0x1000, 0).unwrap();
     let vram_before = w.srv.vram_used();
-    let rm_before = w.rm.objects.len();
-    let dma_before = w.dma.live.len();
+    let rm_before = w.f.rm.objects.len();
+    let dma_before = w.f.dma.live.len();
 
     let ctx = ops!(w).ctx_open(ClientId(0)).unwrap();
     ops!(w).vm_init(ctx, 0x4000_0000, 0x100_0000).unwrap();
@@ -342,9 +373,9 @@ fn closing_a_context_frees_everything_it_owned_and_nothing_else() {
     ops!(w).ctx_close(ctx).unwrap();
 
     assert_eq!(w.srv.vram_used(), vram_before, "VRAM back");
-    assert_eq!(w.rm.objects.len(), rm_before, "RM tree gone");
+    assert_eq!(w.f.rm.objects.len(), rm_before, "RM tree gone");
     assert_eq!(
-        w.dma.live.len(),
+        w.f.dma.live.len(),
         dma_before,
         "DMA buffers and page tables back"
     );
@@ -365,14 +396,14 @@ fn ids_from_another_generation_are_context_lost_and_rm_failures_roll_back() {
         ops!(w).bo_new(stale, 2, 0x1000, 0),
         Err(GpuError::ContextLost)
     );
-    w.rm.fail_class = Some(0x2080);
+    w.f.rm.fail_class = Some(0x2080);
     assert_eq!(ops!(w).ctx_open(ClientId(0)), Err(GpuError::Device));
-    assert!(w.rm.objects.is_empty(), "half-built RM tree freed");
-    w.rm.fail_class = Some(0xc56f);
+    assert!(w.f.rm.objects.is_empty(), "half-built RM tree freed");
+    w.f.rm.fail_class = Some(0xc56f);
     let ctx = ops!(w).ctx_open(ClientId(0)).unwrap();
     ops!(w).vm_init(ctx, 0x4000_0000, 0x100_0000).unwrap();
     let vram = w.srv.vram_used();
-    let non_table = |w: &World| w.dma.live.len() - w.srv.table_pages();
+    let non_table = |w: &World| w.f.dma.live.len() - w.srv.table_pages();
     let dma = non_table(&w);
     assert_eq!(ops!(w).channel_alloc(ctx), Err(GpuError::Device));
     // Page tables created for the kernel mappings stay with the VA space until it goes.
