@@ -34,6 +34,7 @@ pub mod firmware;
 #[cfg(any(test, feature = "fuzz"))]
 pub mod fuzz;
 pub mod fwimage;
+pub mod pci;
 pub mod phys;
 pub mod ppc;
 pub mod rm;
@@ -236,6 +237,8 @@ pub struct GspModel<'a> {
     held_until: Option<u64>,
     boot_error: Option<BootError>,
     trace: TraceLog,
+    pci: Option<pci::Pci>,
+    pci_channel: Option<pd_core::Channel>,
 }
 
 impl<'a> GspModel<'a> {
@@ -259,7 +262,22 @@ impl<'a> GspModel<'a> {
             held_until: None,
             boot_error: None,
             trace: TraceLog::new(),
+            pci: pci::Pci::new(config.chip, &config.pci)
+                .inspect_err(|e| log::error!("gsp_model: no PCI topology: {e}"))
+                .ok(),
+            pci_channel: None,
         }
+    }
+
+    /// Serve `pci_api::cfg` config-space requests on `ch` (hosted mode; on seL4 the `pci` PD
+    /// reaches real ECAM instead). Other channels are BAR0 clients.
+    pub fn serve_pci_on(&mut self, ch: pd_core::Channel) {
+        self.pci_channel = Some(ch);
+    }
+
+    /// The emulated PCIe topology.
+    pub fn pci(&mut self) -> Option<&mut pci::Pci> {
+        self.pci.as_mut()
     }
 
     /// Back to power-on (a function-level reset): registers, boot, RM state and queues are
