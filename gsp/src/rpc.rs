@@ -415,6 +415,30 @@ impl CommandToGsp for RmFree {
     }
 }
 
+/// An RM command whose reply echoes its fixed part, with GSP-RM's status filled in.
+pub trait RmCommand: CommandToGsp<Command: FromBytes> {
+    /// The RM status in the reply's fixed part.
+    fn status(reply: &Self::Command) -> u32;
+}
+
+impl RmCommand for RmAlloc<'_> {
+    fn status(reply: &rpc_gsp_rm_alloc_v03_00) -> u32 {
+        reply.status
+    }
+}
+
+impl RmCommand for RmControl<'_> {
+    fn status(reply: &rpc_gsp_rm_control_v03_00) -> u32 {
+        reply.status
+    }
+}
+
+impl RmCommand for RmFree {
+    fn status(reply: &rpc_free_v03_00) -> u32 {
+        reply.status
+    }
+}
+
 /// A decoded message that is not the reply being waited for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event<'a> {
@@ -748,60 +772,25 @@ impl<'b> Rpc<'b> {
             .map_err(|_| RpcError::BadReply)
     }
 
-    /// GSP_RM_ALLOC; the class parameters GSP-RM returns are copied back into `params`.
+    /// An RM command (GSP_RM_ALLOC, GSP_RM_CONTROL, FREE): send it, wait for the reply, check
+    /// the RM status in the reply's fixed part, and copy the parameters GSP-RM returns back into
+    /// `params` (which must be as long as the command's parameters).
     ///
     /// # Errors
-    /// As [`Rpc::call`]; [`RpcError::Failed`] with the RM status of the allocation;
-    /// [`RpcError::BadReply`] for a short reply.
-    pub fn rm_alloc(
+    /// As [`Rpc::call`]; [`RpcError::Failed`] with the RM status; [`RpcError::BadReply`] for a
+    /// reply shorter than its fixed part plus `params`.
+    pub fn rm<C: RmCommand>(
         &mut self,
-        cmd: &RmAlloc<'_>,
+        cmd: &C,
         params: &mut [u8],
         mmio: &mut dyn Mmio,
         clock: &mut dyn Clock,
         sink: &mut dyn EventSink,
     ) -> Result<(), RpcError> {
-        let n = size_of::<rpc_gsp_rm_alloc_v03_00>();
-        let r = self.call(cmd, n + cmd.params.len(), mmio, clock, sink)?;
-        let (h, rest) =
-            rpc_gsp_rm_alloc_v03_00::read_from_prefix(r.payload).map_err(|_| RpcError::BadReply)?;
-        rm_result(h.status, rest, params)
-    }
-
-    /// GSP_RM_CONTROL; the parameters GSP-RM returns are copied back into `params`.
-    ///
-    /// # Errors
-    /// As [`Rpc::rm_alloc`].
-    pub fn rm_control(
-        &mut self,
-        cmd: &RmControl<'_>,
-        params: &mut [u8],
-        mmio: &mut dyn Mmio,
-        clock: &mut dyn Clock,
-        sink: &mut dyn EventSink,
-    ) -> Result<(), RpcError> {
-        let n = size_of::<rpc_gsp_rm_control_v03_00>();
-        let r = self.call(cmd, n + cmd.params.len(), mmio, clock, sink)?;
-        let (h, rest) = rpc_gsp_rm_control_v03_00::read_from_prefix(r.payload)
-            .map_err(|_| RpcError::BadReply)?;
-        rm_result(h.status, rest, params)
-    }
-
-    /// FREE.
-    ///
-    /// # Errors
-    /// As [`Rpc::rm_alloc`].
-    pub fn rm_free(
-        &mut self,
-        cmd: &RmFree,
-        mmio: &mut dyn Mmio,
-        clock: &mut dyn Clock,
-        sink: &mut dyn EventSink,
-    ) -> Result<(), RpcError> {
-        let r = self.call(cmd, size_of::<rpc_free_v03_00>(), mmio, clock, sink)?;
-        let (h, _) =
-            rpc_free_v03_00::read_from_prefix(r.payload).map_err(|_| RpcError::BadReply)?;
-        rm_result(h.status, &[], &mut [])
+        let expect = size_of::<C::Command>().saturating_add(cmd.variable_payload_len());
+        let r = self.call(cmd, expect, mmio, clock, sink)?;
+        let (h, rest) = C::Command::read_from_prefix(r.payload).map_err(|_| RpcError::BadReply)?;
+        rm_result(C::status(&h), rest, params)
     }
 
     /// Receive until a message satisfies `want` (returned, payload at the front of the buffer);

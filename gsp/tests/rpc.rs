@@ -305,7 +305,7 @@ fn rm_alloc_and_control_send_their_params_and_copy_back_the_reply() {
         flags: 0,
         params: &[1, 2, 3, 4],
     };
-    rpc.rm_alloc(&alloc, &mut params, &mut mmio, &mut gsp, &mut sink)
+    rpc.rm(&alloc, &mut params, &mut mmio, &mut gsp, &mut sink)
         .unwrap();
     assert_eq!(params, [9; 4]);
     let mut p = [0x0fu8; 8];
@@ -316,12 +316,12 @@ fn rm_alloc_and_control_send_their_params_and_copy_back_the_reply() {
         flags: 0,
         params: &[0x0f; 8],
     };
-    rpc.rm_control(&ctl, &mut p, &mut mmio, &mut gsp, &mut sink)
+    rpc.rm(&ctl, &mut p, &mut mmio, &mut gsp, &mut sink)
         .unwrap();
     assert_eq!(p, [0xf0; 8]);
     let bad = RmControl { cmd: 0xbad, ..ctl };
     assert_eq!(
-        rpc.rm_control(&bad, &mut p, &mut mmio, &mut gsp, &mut sink),
+        rpc.rm(&bad, &mut p, &mut mmio, &mut gsp, &mut sink),
         Err(RpcError::Failed { status: 0x1f })
     );
     let free = RmFree {
@@ -329,7 +329,8 @@ fn rm_alloc_and_control_send_their_params_and_copy_back_the_reply() {
         h_parent: 0,
         h_object: 5,
     };
-    rpc.rm_free(&free, &mut mmio, &mut gsp, &mut sink).unwrap();
+    rpc.rm(&free, &mut [], &mut mmio, &mut gsp, &mut sink)
+        .unwrap();
     assert!(sink.0.is_empty());
     assert_eq!(
         rpc.trace().count(
@@ -367,7 +368,7 @@ fn large_control_round_trips_through_continuation_records_both_ways() {
         flags: 0,
         params: &params,
     };
-    rpc.rm_control(
+    rpc.rm(
         &ctl,
         &mut out,
         &mut MapMmio::default(),

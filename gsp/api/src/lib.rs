@@ -166,32 +166,6 @@ pub enum CrashCause {
     QueueBroken = 4,
 }
 
-impl TryFrom<u32> for GspState {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        match v {
-            1 => Ok(Self::Booting),
-            2 => Ok(Self::Running),
-            3 => Ok(Self::Crashed),
-            4 => Ok(Self::BootFailed),
-            other => Err(other),
-        }
-    }
-}
-
-impl TryFrom<u32> for CrashCause {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        match v {
-            1 => Ok(Self::Halted),
-            2 => Ok(Self::OsErrorLog),
-            3 => Ok(Self::Timeout),
-            4 => Ok(Self::QueueBroken),
-            other => Err(other),
-        }
-    }
-}
-
 /// The firmware's health: state, boot generation, crash report.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -229,18 +203,21 @@ pub enum EventKind {
     OsErrorLog = 4,
 }
 
-impl TryFrom<u32> for EventKind {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        match v {
-            1 => Ok(Self::RcTriggered),
-            2 => Ok(Self::MmuFaultQueued),
-            3 => Ok(Self::PostEvent),
-            4 => Ok(Self::OsErrorLog),
-            other => Err(other),
+/// `TryFrom<u32>` for a fieldless `repr(u32)` enum: the value, or the unknown number back.
+macro_rules! u32_enum {
+    ($t:ident: $($v:ident),+) => {
+        impl TryFrom<u32> for $t {
+            type Error = u32;
+            fn try_from(v: u32) -> Result<Self, u32> {
+                [$(Self::$v),+].into_iter().find(|e| *e as u32 == v).ok_or(v)
+            }
         }
-    }
+    };
 }
+
+u32_enum!(GspState: Booting, Running, Crashed, BootFailed);
+u32_enum!(CrashCause: Halted, OsErrorLog, Timeout, QueueBroken);
+u32_enum!(EventKind: RcTriggered, MmuFaultQueued, PostEvent, OsErrorLog);
 
 /// An event GSP-RM raised, queued by the gsp PD for gpu-server (which it notifies).
 #[repr(C)]

@@ -285,4 +285,8 @@ fn error_codes_round_trip() {
         assert_eq!(GspError::from_code(e.code(), status), e);
     }
     assert_eq!(GspError::from_code(42, 0), GspError::BadRequest);
+    assert_eq!(GspState::try_from(0), Err(0));
+    assert_eq!(GspState::try_from(4), Ok(GspState::BootFailed));
+    assert_eq!(CrashCause::try_from(5), Err(5));
+    assert_eq!(EventKind::try_from(4), Ok(EventKind::OsErrorLog));
 }
