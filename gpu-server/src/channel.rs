@@ -187,7 +187,7 @@ impl Session<'_> {
             Ok(t) => t,
             Err(e) => {
                 let _ = self.p.rm_free(hclient, hdevice, hchan);
-                let _ = self.p.dma_free(crate::deps::Pool::Server, mthdbuf.handle);
+                let _ = self.p.dma_free(crate::deps::Pool::Server, mthdbuf);
                 for id in objects {
                     self.free_kernel_object(c, id);
                 }
@@ -244,9 +244,7 @@ impl Session<'_> {
         let freed = self
             .p
             .rm_free(hclient, hdevice, handle::channel(chan.index));
-        let _ = self
-            .p
-            .dma_free(crate::deps::Pool::Server, chan.mthdbuf.handle);
+        let _ = self.p.dma_free(crate::deps::Pool::Server, chan.mthdbuf);
         for o in chan.objects {
             self.free_kernel_object(c, o);
         }

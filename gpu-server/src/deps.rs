@@ -71,9 +71,9 @@ pub trait Dma {
     /// # Errors
     /// [`GpuError::NoMemory`] when the pool or quota is exhausted.
     fn dma_alloc(&mut self, pool: Pool, size: u64, align: u64) -> Result<DmaBuf, GpuError>;
-    /// Give a buffer back.
+    /// Give a buffer back (alloc-server checks the handle and the offset together).
     ///
     /// # Errors
-    /// [`GpuError::NotFound`] for a handle alloc-server doesn't know.
-    fn dma_free(&mut self, pool: Pool, handle: u64) -> Result<(), GpuError>;
+    /// [`GpuError::NotFound`] for a buffer alloc-server doesn't know.
+    fn dma_free(&mut self, pool: Pool, buf: DmaBuf) -> Result<(), GpuError>;
 }

@@ -70,7 +70,7 @@ pub struct GpuServer {
     vram: Window<MAX_WINDOW_WORDS>,
     client_vram: [Option<Window<MAX_CLIENT_WORDS>>; MAX_CLIENTS],
     dma_view: Region<ReadWrite>,
-    tables: heapless::FnvIndexMap<u64, u64, MAX_TABLE_PAGES>,
+    tables: heapless::FnvIndexMap<u64, deps::DmaBuf, MAX_TABLE_PAGES>,
     ctxs: [Option<Ctx>; MAX_CTXS],
     next_client: u32,
 }
@@ -168,15 +168,15 @@ impl pt::TableMemory for Tables<'_, '_> {
     }
     fn alloc_table(&mut self) -> Result<u64, GpuError> {
         let b = self.s.p.dma_alloc(Pool::Server, 0x1000, 0x1000)?;
-        if self.s.srv.tables.insert(b.dev_addr, b.handle).is_err() {
-            let _ = self.s.p.dma_free(Pool::Server, b.handle);
+        if self.s.srv.tables.insert(b.dev_addr, b).is_err() {
+            let _ = self.s.p.dma_free(Pool::Server, b);
             return Err(GpuError::NoMemory);
         }
         Ok(b.dev_addr)
     }
     fn free_table(&mut self, addr: u64) {
-        if let Some(h) = self.s.srv.tables.remove(&addr) {
-            let _ = self.s.p.dma_free(Pool::Server, h);
+        if let Some(b) = self.s.srv.tables.remove(&addr) {
+            let _ = self.s.p.dma_free(Pool::Server, b);
         }
     }
     fn write_u64(&mut self, addr: u64, value: u64) -> Result<(), GpuError> {
@@ -268,7 +268,7 @@ impl Session<'_> {
                     .and_then(Option::as_ref)
                     .map(|x| x.client);
                 if let Some(cl) = client {
-                    let _ = self.p.dma_free(Pool::Client(cl), buf.handle);
+                    let _ = self.p.dma_free(Pool::Client(cl), buf);
                 }
             }
         }

@@ -77,9 +77,9 @@ impl Dma for FakeDma {
         self.live.insert(b.handle, (pool, b));
         Ok(b)
     }
-    fn dma_free(&mut self, _: Pool, handle: u64) -> Result<(), GpuError> {
+    fn dma_free(&mut self, _: Pool, buf: DmaBuf) -> Result<(), GpuError> {
         self.live
-            .remove(&handle)
+            .remove(&buf.handle)
             .map(|_| ())
             .ok_or(GpuError::NotFound)
     }
@@ -119,8 +119,8 @@ impl Dma for Fakes {
     fn dma_alloc(&mut self, pool: Pool, size: u64, align: u64) -> Result<DmaBuf, GpuError> {
         self.dma.dma_alloc(pool, size, align)
     }
-    fn dma_free(&mut self, pool: Pool, h: u64) -> Result<(), GpuError> {
-        self.dma.dma_free(pool, h)
+    fn dma_free(&mut self, pool: Pool, b: DmaBuf) -> Result<(), GpuError> {
+        self.dma.dma_free(pool, b)
     }
 }
 impl Mmio for Fakes {
