@@ -1,0 +1,413 @@
+//! The fault campaign's side of the system: its client program and the program tables of both
+//! compositions (the product's table with `client.elf` replaced, every server unchanged).
+//!
+//! The campaign client runs the demo clients' exchange (see [`exchange`]) every [`STEP_NS`], from
+//! its timer, until the plan's `end`, and judges every exchange: served, refused with a clean
+//! error (the call failed, or a server answered an error), or answered with wrong data. It also
+//! keeps a canary: a page of its ioctl buffer (shared with drm) that it never hands to anyone, so
+//! a correct stack never writes it; a changed checksum is a corrupted buffer.
+//!
+//! The plan's fault entries cut the run into windows, one per distinct fault time (window 0 is
+//! the warm-up before the first fault). At the end of each window the client logs one line the
+//! campaign reads (`xtask/src/faults.rs`):
+//!
+//! ```text
+//! client0: window 3 ok 61 errors 2 wrong 0 corrupt 0 outage-us 10512 healthy-before 1 ok-at-end 1
+//! ```
+//!
+//! `outage-us` runs from the window's first failed exchange to the first good one after its last
+//! failure (or to the window's end if none came). After `end` it waits [`SETTLE_NS`], makes one
+//! last exchange (so every server on the path sees an event after the plan's `report` entries),
+//! logs `campaign done` and reports its verdict: pass unless a canary changed or nothing was
+//! ever served.
+
+use pd_core::faults::{Item, Plan, PLAN_ENV};
+use pd_core::shm::{ReadWrite, Region};
+use pd_core::{Channel, Handler, Kernel, Verdict};
+use pd_programs::relay::{echo, EchoError, WORDS};
+use pd_programs::sys::{client0, client1, RegionDecl};
+use pd_programs::{Program, Role};
+
+/// One exchange every 2 ms per client.
+pub const STEP_NS: u64 = 2_000_000;
+/// After `end`: quiet time before the last exchange.
+pub const SETTLE_NS: u64 = 20_000_000;
+/// Without a plan the client runs this long (like the demo client).
+pub const DEFAULT_RUN_NS: u64 = 1_000_000_000;
+/// The canary page's offset in the ioctl buffer (its last page: the exchange uses the first bytes).
+pub const CANARY_OFFSET: usize = 0xf000;
+/// The canary's length.
+pub const CANARY_LEN: usize = 0x1000;
+
+/// The campaign's program table for `system.xml`: the product's programs with the campaign client
+/// as `client.elf`.
+pub fn programs() -> Vec<Program> {
+    pd_programs::PROGRAMS
+        .iter()
+        .map(|p| match p.image {
+            "client.elf" => pd_programs::program!("client.elf" => init, Role::Workload),
+            _ => *p,
+        })
+        .collect()
+}
+
+/// What one exchange came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    /// Served and checked.
+    Served,
+    /// A clean error: the call failed or a server refused.
+    Refused,
+    /// Answered with wrong data (detected by the check).
+    Wrong,
+}
+
+/// The demo clients' exchange, once (`pd_programs::client::workload`'s loop body): fresh request
+/// words into the ioctl buffer, an echo down the whole stack, every answer checked. When the DRM
+/// workload replaces the echo, this is the one function to follow it.
+pub fn exchange(
+    k: &mut dyn Kernel,
+    drm: Channel,
+    ioctl: &Region<ReadWrite>,
+    x: &mut u64,
+) -> Exchange {
+    let mut words = [0u64; WORDS];
+    for w in &mut words {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *w = *x;
+    }
+    for (i, w) in words.iter().enumerate() {
+        let _ = ioctl.write(i * 8, w);
+    }
+    match echo(k, drm, &words) {
+        Ok(()) => Exchange::Served,
+        Err(EchoError::Ipc(_) | EchoError::Refused(_)) => Exchange::Refused,
+        Err(EchoError::Wrong) => Exchange::Wrong,
+    }
+}
+
+/// One window's tally.
+#[derive(Clone, Copy, Debug, Default)]
+struct Window {
+    ok: u64,
+    errors: u64,
+    wrong: u64,
+    corrupt: u64,
+    first_err: Option<u64>,
+    /// The first good exchange after the latest failure.
+    recovered: Option<u64>,
+    healthy_before: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Settling,
+    Done,
+}
+
+/// The campaign client PD.
+#[derive(Debug)]
+pub struct Client {
+    drm: Channel,
+    ioctl: Region<ReadWrite>,
+    /// Absolute start times of windows 1.. (the distinct fault times), ascending.
+    boundaries: Vec<u64>,
+    end_ns: u64,
+    window: usize,
+    tally: Window,
+    last_ok: bool,
+    served_total: u64,
+    corrupt_total: u64,
+    x: u64,
+    canary: u64,
+    phase: Phase,
+}
+
+fn config(name: &str) -> Option<(Channel, RegionDecl)> {
+    match name {
+        client0::NAME => Some((client0::channels::DRM, client0::regions::CLIENT0_IOCTL)),
+        client1::NAME => Some((client1::channels::DRM, client1::regions::CLIENT1_IOCTL)),
+        _ => None,
+    }
+}
+
+/// The windows' absolute start times and the absolute end, from the plan in the environment.
+fn schedule(now: u64) -> (Vec<u64>, u64) {
+    let Ok(text) = std::env::var(PLAN_ENV) else {
+        return (Vec::new(), now.saturating_add(DEFAULT_RUN_NS));
+    };
+    let plan = Plan::new(&text);
+    let epoch = plan.epoch();
+    let mut times: Vec<u64> = plan
+        .items()
+        .filter_map(|i| match i {
+            Ok(Item::Entry {
+                trigger, action, ..
+            }) if action != pd_core::faults::Action::Report => {
+                Some(epoch.saturating_add(trigger.at_ns))
+            }
+            _ => None,
+        })
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    let end = plan.end().map_or(now.saturating_add(DEFAULT_RUN_NS), |e| {
+        epoch.saturating_add(e)
+    });
+    (times, end)
+}
+
+/// The canary's bytes for `seed`.
+fn canary_bytes(seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..CANARY_LEN / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect()
+}
+
+/// FNV-1a over the canary page as it is now.
+fn canary_sum(ioctl: &Region<ReadWrite>) -> Option<u64> {
+    let mut page = vec![0u8; CANARY_LEN];
+    ioctl.read_bytes(CANARY_OFFSET, &mut page).ok()?;
+    Some(page.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }))
+}
+
+/// Build the client, lay its canary and arm its first step.
+pub fn init(k: &mut dyn Kernel) -> Client {
+    let now = k.now_ns();
+    let (boundaries, end_ns) = schedule(now);
+    let (drm, ioctl) = match config(k.pd_name()) {
+        Some((drm, decl)) => (drm, pd_programs::regions::rw(decl)),
+        None => {
+            log::error!(
+                "{}: no campaign client configuration for this PD",
+                k.pd_name()
+            );
+            let _ = k.report_verdict(Verdict::Fail);
+            (
+                Channel::new(0),
+                pd_programs::regions::rw(RegionDecl {
+                    size: 0,
+                    ..client0::regions::CLIENT0_IOCTL
+                }),
+            )
+        }
+    };
+    let seed = now ^ 0x5eed;
+    let laid = ioctl
+        .write_bytes(CANARY_OFFSET, &canary_bytes(seed))
+        .is_ok();
+    let canary = canary_sum(&ioctl).filter(|_| laid).unwrap_or(0);
+    log::info!(
+        "{}: campaign client: {} fault windows, end in {} ms",
+        k.pd_name(),
+        boundaries.len(),
+        end_ns.saturating_sub(now) / 1_000_000
+    );
+    let _ = k.set_timeout(now);
+    Client {
+        drm,
+        ioctl,
+        boundaries,
+        end_ns,
+        window: 0,
+        tally: Window {
+            healthy_before: true,
+            ..Window::default()
+        },
+        last_ok: true,
+        served_total: 0,
+        corrupt_total: 0,
+        x: seed | 1,
+        canary,
+        phase: Phase::Running,
+    }
+}
+
+impl Client {
+    /// Log the current window's line and start the next one.
+    fn close_window(&mut self, k: &mut dyn Kernel, now: u64) {
+        let t = self.tally;
+        let outage_us = t.first_err.map_or(0, |first| {
+            t.recovered.unwrap_or(now).saturating_sub(first) / 1_000
+        });
+        log::info!(
+            "{}: window {} ok {} errors {} wrong {} corrupt {} outage-us {outage_us} healthy-before {} ok-at-end {}",
+            k.pd_name(),
+            self.window,
+            t.ok,
+            t.errors,
+            t.wrong,
+            t.corrupt,
+            u8::from(t.healthy_before),
+            u8::from(self.last_ok)
+        );
+        self.window += 1;
+        self.tally = Window {
+            healthy_before: self.last_ok,
+            ..Window::default()
+        };
+    }
+
+    fn record(&mut self, outcome: Exchange, now: u64) {
+        let t = &mut self.tally;
+        match outcome {
+            Exchange::Served => {
+                t.ok += 1;
+                self.served_total += 1;
+                if !self.last_ok && t.first_err.is_some() {
+                    t.recovered = Some(now);
+                }
+            }
+            Exchange::Refused | Exchange::Wrong => {
+                if outcome == Exchange::Wrong {
+                    t.wrong += 1;
+                } else {
+                    t.errors += 1;
+                }
+                t.first_err.get_or_insert(now);
+                t.recovered = None;
+            }
+        }
+        self.last_ok = outcome == Exchange::Served;
+    }
+
+    fn check_canary(&mut self, k: &mut dyn Kernel) {
+        if canary_sum(&self.ioctl) == Some(self.canary) {
+            return;
+        }
+        log::error!("{}: canary page of the ioctl buffer changed", k.pd_name());
+        self.tally.corrupt += 1;
+        self.corrupt_total += 1;
+        // Lay it again, so one corruption counts once.
+        let seed = self.x;
+        let laid = self
+            .ioctl
+            .write_bytes(CANARY_OFFSET, &canary_bytes(seed))
+            .is_ok();
+        self.canary = canary_sum(&self.ioctl).filter(|_| laid).unwrap_or(0);
+    }
+
+    fn finish(&mut self, k: &mut dyn Kernel) {
+        let last = exchange(k, self.drm, &self.ioctl, &mut self.x);
+        self.check_canary(k);
+        let verdict = if self.served_total > 0 && self.corrupt_total == 0 {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        log::info!(
+            "{}: campaign done: {} served, {} corrupted buffers, last exchange {last:?}",
+            k.pd_name(),
+            self.served_total,
+            self.corrupt_total
+        );
+        self.phase = Phase::Done;
+        let _ = k.report_verdict(verdict);
+    }
+}
+
+impl Handler for Client {
+    fn timeout(&mut self, k: &mut dyn Kernel) {
+        let now = k.now_ns();
+        match self.phase {
+            Phase::Done => return,
+            Phase::Settling if now >= self.end_ns.saturating_add(SETTLE_NS) => {
+                return self.finish(k);
+            }
+            Phase::Settling => {}
+            Phase::Running if now >= self.end_ns => {
+                self.close_window(k, now);
+                self.phase = Phase::Settling;
+                let _ = k.set_timeout(self.end_ns.saturating_add(SETTLE_NS));
+                return;
+            }
+            Phase::Running => {
+                while self.boundaries.get(self.window).is_some_and(|&b| now >= b) {
+                    self.close_window(k, now);
+                }
+                let outcome = exchange(k, self.drm, &self.ioctl, &mut self.x);
+                let after = k.now_ns();
+                self.record(outcome, after);
+                self.check_canary(k);
+            }
+        }
+        let _ = k.set_timeout(now.saturating_add(STEP_NS));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_campaign_table_swaps_only_the_client() {
+        let t = programs();
+        assert_eq!(t.len(), pd_programs::PROGRAMS.len());
+        for (a, b) in t.iter().zip(pd_programs::PROGRAMS) {
+            assert_eq!((a.image, a.role), (b.image, b.role));
+            assert_eq!(
+                a.start as usize == b.start as usize,
+                a.image != "client.elf",
+                "{}",
+                a.image
+            );
+        }
+    }
+
+    #[test]
+    fn outages_run_from_the_first_failure_to_the_recovery() {
+        let mut c = Client {
+            drm: Channel::new(0),
+            ioctl: Region::from_static(vec![0u8; 0x10000].leak()),
+            boundaries: vec![],
+            end_ns: 0,
+            window: 0,
+            tally: Window::default(),
+            last_ok: true,
+            served_total: 0,
+            corrupt_total: 0,
+            x: 1,
+            canary: 0,
+            phase: Phase::Running,
+        };
+        c.record(Exchange::Served, 10);
+        c.record(Exchange::Refused, 20);
+        c.record(Exchange::Served, 30);
+        c.record(Exchange::Wrong, 40);
+        assert_eq!(
+            c.tally.recovered, None,
+            "a later failure reopens the outage"
+        );
+        c.record(Exchange::Served, 70);
+        c.record(Exchange::Served, 80);
+        let t = c.tally;
+        assert_eq!(
+            (t.ok, t.errors, t.wrong, t.first_err, t.recovered),
+            (4, 1, 1, Some(20), Some(70))
+        );
+        assert!(c.last_ok);
+    }
+
+    #[test]
+    fn canaries_are_seeded_and_checksummed() {
+        let r = Region::from_static(vec![0u8; 0x10000].leak());
+        r.write_bytes(CANARY_OFFSET, &canary_bytes(3)).unwrap();
+        let sum = canary_sum(&r).unwrap();
+        assert_ne!(canary_bytes(3), canary_bytes(4));
+        r.write_bytes(CANARY_OFFSET + 100, &[0xff]).unwrap();
+        assert_ne!(canary_sum(&r), Some(sum));
+        let small = Region::from_static(vec![0u8; 0x100].leak());
+        assert_eq!(canary_sum(&small), None);
+    }
+}
