@@ -84,9 +84,8 @@ pub fn statq(data: &[u8]) {
                 let cap = usize::from(next().unwrap_or(0)) * 260;
                 let dst = buf.get_mut(..cap).unwrap_or(&mut []);
                 let before = rx.read_ptr();
-                match rx.try_receive(dst) {
-                    Ok(Some(m)) => check(&m, cap),
-                    Ok(None) | Err(_) => {}
+                if let Ok(Some(m)) = rx.try_receive(dst) {
+                    check(&m, cap);
                 }
                 assert!(rx.read_ptr() < MSG_COUNT, "read pointer left the ring");
                 let moved = (rx.read_ptr() + MSG_COUNT - before) % MSG_COUNT;
