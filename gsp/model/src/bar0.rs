@@ -353,7 +353,8 @@ impl Bar0 {
                     return Some(RegEvent::FalconStart(f));
                 }
             }
-            r if r == riscv + NV_PRISCV_RISCV_BCR_CTRL::OFFSET => fr.bcr_ctrl = value,
+            // The core selection takes effect at once: VALID (bit 0) reads set.
+            r if r == riscv + NV_PRISCV_RISCV_BCR_CTRL::OFFSET => fr.bcr_ctrl = value | 1,
             r if f == Falcon::Gsp && r == queue_head => return Some(RegEvent::QueueDoorbell),
             r if f == Falcon::Gsp && (queue_head..queue_head + 0x40).contains(&r) => {}
             r if r == riscv + NV_PRISCV_RISCV_CPUCTL::OFFSET && has_cpuctl => {}

@@ -1,5 +1,6 @@
-//! A small but well-formed synthetic GSP firmware image, so the hosted system boots on a machine
-//! without Debian's firmware package (the real `gsp-570.144.bin` is used when installed).
+//! A small but well-formed synthetic GSP firmware image and RISC-V bootloader, so the hosted
+//! system boots on a machine without Debian's firmware package (the real `gsp-570.144.bin` and
+//! `bootloader-570.144.bin` are used when installed).
 //!
 //! The file has the shape of the real one (reference section 8): an ELF64, little-endian,
 //! `ET_REL` for `EM_RISCV`, with sections `.fwimage` (the GSP-RM payload the radix3 map
@@ -7,8 +8,14 @@
 //! is caught), `.fwversion` (`"570.144\0"`), one `.fwsignature_<family>` per chip family
 //! (`tu10x`, `tu11x`, `ga10x`, `ad10x`; deterministic bytes), and `.shstrtab`. Layouts: System V
 //! gABI ELF64 `Elf64_Ehdr` (64 bytes) and `Elf64_Shdr` (64 bytes).
+//!
+//! The bootloader ([`build_bootloader`]) is a `BinHdr` blob (magic 0x10de) whose application
+//! header is an `RM_RISCV_UCODE_DESC` (version 5) with monitor code, data and manifest inside a
+//! deterministic payload, and [`BOOTLOADER_APP_VERSION`] as the version the driver writes to
+//! `FALCON_OS`. Both header types are the gsp crate's (`gsp::elf`).
 use core::mem::{offset_of, size_of};
-use zerocopy::{Immutable, IntoBytes, KnownLayout};
+use gsp::elf::{BinHdr, BIN_MAGIC, RM_RISCV_UCODE_DESC};
+use zerocopy::{FromZeros, Immutable, IntoBytes, KnownLayout};
 
 /// `.fwversion` of the image: the firmware ABI this stack speaks.
 pub const VERSION: &[u8] = b"570.144\0";
@@ -231,6 +238,54 @@ pub fn build(dst: &mut [u8], image_len: usize) -> Result<usize, BufferTooSmall> 
     Ok(total)
 }
 
+/// `appVersion` of the synthetic bootloader.
+pub const BOOTLOADER_APP_VERSION: u32 = 0x0570_0144;
+/// Where the bootloader's payload starts in its file.
+const BOOTLOADER_DATA: usize = 0x100;
+/// Bytes of the bootloader's payload: monitor code, monitor data, manifest.
+const BOOTLOADER_PAYLOAD: usize = 0x5000;
+
+/// Bytes [`build_bootloader`] writes.
+pub const fn bootloader_size() -> usize {
+    BOOTLOADER_DATA + BOOTLOADER_PAYLOAD
+}
+
+/// Write the synthetic bootloader into `dst`; returns its length.
+///
+/// # Errors
+/// [`BufferTooSmall`] with the size needed ([`bootloader_size`]).
+pub fn build_bootloader(dst: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    let total = bootloader_size();
+    let out = dst.get_mut(..total).ok_or(BufferTooSmall(total))?;
+    out.fill(0);
+    // CAST: small constants.
+    let hdr = BinHdr {
+        bin_magic: BIN_MAGIC,
+        bin_ver: 1,
+        bin_size: total as u32,
+        header_offset: size_of::<BinHdr>() as u32,
+        data_offset: BOOTLOADER_DATA as u32,
+        data_size: BOOTLOADER_PAYLOAD as u32,
+    };
+    let mut desc = RM_RISCV_UCODE_DESC::new_zeroed();
+    desc.version = 5;
+    desc.appVersion = BOOTLOADER_APP_VERSION;
+    (desc.monitorCodeOffset, desc.monitorCodeSize) = (0, 0x2000);
+    (desc.monitorDataOffset, desc.monitorDataSize) = (0x2000, 0x2000);
+    (desc.manifestOffset, desc.manifestSize) = (0x4000, 0x400);
+    desc.bIsMonitorEnabled = 1;
+    let parts: [(usize, &[u8]); 2] = [(0, hdr.as_bytes()), (size_of::<BinHdr>(), desc.as_bytes())];
+    for (at, bytes) in parts {
+        if let Some(d) = out.get_mut(at..at + bytes.len()) {
+            d.copy_from_slice(bytes);
+        }
+    }
+    for (i, b) in out.iter_mut().enumerate().skip(BOOTLOADER_DATA) {
+        *b = image_byte(i ^ 0x5a5a);
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -279,5 +334,19 @@ mod tests {
         );
         assert!(img.signature(Chipset::GH100).is_err());
         assert_eq!(build(&mut buf[..100], len), Err(BufferTooSmall(n)));
+    }
+
+    #[test]
+    fn the_bootloader_parses_as_one() {
+        let mut buf = vec![0u8; bootloader_size()];
+        let n = build_bootloader(&mut buf).unwrap();
+        let bl = gsp::elf::RiscvBootloader::parse(&buf[..n]).unwrap();
+        assert_eq!(bl.app_version(), BOOTLOADER_APP_VERSION);
+        assert_eq!(bl.ucode().len(), 0x5000);
+        assert_eq!(
+            (bl.code_offset(), bl.data_offset(), bl.manifest_offset()),
+            (0, 0x2000, 0x4000)
+        );
+        assert_eq!(build_bootloader(&mut buf[..10]), Err(BufferTooSmall(n)));
     }
 }

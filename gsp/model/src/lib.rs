@@ -8,8 +8,9 @@
 //! alloc/control/free over an object tree in [`rm`]); channels whose GPFIFO and push buffers
 //! are fetched through the driver's own page tables and executed by a copy engine ([`fifo`]);
 //! physical memory reached only through platform-supplied windows ([`phys`]); fault knobs for
-//! tests and the fault campaign ([`Fault`]); a synthetic firmware image ([`fwimage`]); and the
-//! PPC protocol of the model PD ([`ppc`]).
+//! tests and the fault campaign ([`Fault`]); a synthetic firmware image and bootloader
+//! ([`fwimage`]); the signed-ucode boot steps as the driver runs them ([`secure`]); the PCIe
+//! topology presented in hosted mode ([`pci`]); and the PPC protocol of the model PD ([`ppc`]).
 //!
 //! Protocol: the driver does 32-bit BAR0 accesses ([`GspModel::read32`] / [`GspModel::write32`],
 //! or `gsp::regs::Mmio` on the model, or PPCs in hosted mode). Everything happens inside those
@@ -38,6 +39,7 @@ pub mod pci;
 pub mod phys;
 pub mod ppc;
 pub mod rm;
+pub mod secure;
 
 use bar0::{Bar0, RegEvent, BAR0_SIZE};
 use boot::{BootError, Phase};

@@ -58,7 +58,7 @@ fn alloc(
         params,
     };
     let mut out = vec![0u8; params.len()];
-    rpc.rm_alloc(&cmd, &mut out, &mut dev, &mut clock, sink)
+    rpc.rm(&cmd, &mut out, &mut dev, &mut clock, sink)
 }
 
 fn control(d: &mut Driver, object: u32, cmd: RmControl, params: &mut [u8]) -> Result<(), RpcError> {
@@ -71,7 +71,7 @@ fn control(d: &mut Driver, object: u32, cmd: RmControl, params: &mut [u8]) -> Re
         flags: 0,
         params: &input,
     };
-    rpc.rm_control(&c, params, &mut dev, &mut clock, sink)
+    rpc.rm(&c, params, &mut dev, &mut clock, sink)
 }
 
 fn fb_write(d: &Driver, addr: u64, v: u64) {
@@ -385,12 +385,13 @@ fn rm_errors_come_back_as_nv_status() {
     );
     // FREE of the device takes the channel with it.
     let (rpc, mut d, mut c, sink) = g.d.call_parts();
-    rpc.rm_free(
+    rpc.rm(
         &gsp::rpc::RmFree {
             h_client: CLIENT,
             h_parent: 0,
             h_object: DEVICE,
         },
+        &mut [],
         &mut d,
         &mut c,
         sink,
