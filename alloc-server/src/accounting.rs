@@ -2,7 +2,7 @@
 //! campaign uses to prove nothing leaked.
 //!
 //! The proof after a campaign that restarted clients: [`AllocServer::audit`] passes (every
-//! counter agrees with the buffer table and the free lists, and for every client `allocs ==
+//! counter agrees with the buffer table and the free-block bitmaps, and for every client `allocs ==
 //! frees + reclaimed + live`), and each restarted client's [`ClientUsage`] shows
 //! `charged_buffers == 0` and `held_buffers == 0`.
 
@@ -15,8 +15,8 @@ use core::fmt;
 /// What the audit found inconsistent (each is a server bug).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditError {
-    /// The pool's free lists are broken or disagree with its free-page count.
-    FreeLists(PoolId),
+    /// The pool's free-block bitmaps are inconsistent or disagree with its free-page count.
+    FreeBlocks(PoolId),
     /// Free pages plus used pages is not the pool's size.
     Pages(PoolId),
     /// The pool's live-buffer or used-page counters disagree with the buffer table.
@@ -104,8 +104,8 @@ impl AllocServer {
         })
     }
 
-    /// Recount everything from the buffer table and the free lists and compare with the
-    /// counters the server keeps. O(buffers + free blocks + clients).
+    /// Recount everything from the buffer table and the free-block bitmaps and compare with the
+    /// counters the server keeps. O(buffer slots + bitmap words + free blocks × orders).
     ///
     /// # Errors
     /// The first inconsistency found, as an [`AuditError`].
@@ -146,7 +146,7 @@ impl AllocServer {
             let id = PoolId(id);
             let free = pool
                 .count_free(&self.words)
-                .map_err(|_| AuditError::FreeLists(id))?;
+                .map_err(|_| AuditError::FreeBlocks(id))?;
             if free + pool.used_pages != pool.pages() {
                 return Err(AuditError::Pages(id));
             }

@@ -79,7 +79,7 @@ pub enum ConfigError {
     PoolSize(&'static str),
     /// The pool's device base is not 2 MiB aligned, so alignment could not be honoured.
     PoolAlignment(&'static str),
-    /// The pools together exceed the page metadata the server has ([`crate::ARENA_PAGES`]).
+    /// The pools together exceed [`crate::ARENA_PAGES`] pages (128 MiB).
     PoolsTooLarge,
     /// The clients' `max_buffers` add up to more than the buffer table ([`crate::MAX_BUFFERS`]).
     TooManyBuffers,

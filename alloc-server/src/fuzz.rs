@@ -3,8 +3,9 @@
 //! `fuzz/fuzz_targets/requests.rs` (cargo-fuzz, nightly) and a stable `#[test]` with pseudo-random
 //! inputs both call [`requests`]. The bytes drive a sequence of requests (labels, counts and
 //! registers, with registers often taken from earlier grants so frees reach the deep checks),
-//! writes into granted buffers, and reclaims. After every step the audit must pass; at the end,
-//! after reclaiming every client, nothing may be live and every pool must read back zero.
+//! writes into granted buffers, reclaims, and restarts seen through generations. After every step
+//! the audit must pass; at the end, after reclaiming every client, nothing may be live and every
+//! pool must read back zero.
 #![allow(unsafe_code)] // Views of the local arrays that stand in for the pools.
 
 use crate::{AllocServer, AuditError, AuditSummary, ClientSpec, Config, Grant, PoolSpec};
@@ -158,6 +159,9 @@ pub fn requests(data: &[u8]) -> Result<(), FuzzFailure> {
         let op = input.byte();
         if op % 8 == 7 {
             let _ = server.reclaim(ClientId(input.byte() % 4));
+        } else if op % 8 == 6 {
+            // The supervisor's generation of a client: a change reclaims it.
+            let _ = server.observe(ClientId(input.byte() % 4), u32::from(input.byte() % 3));
         } else {
             let ch = Channel::new(op % 4);
             let label = u64::from(input.byte() % 6);

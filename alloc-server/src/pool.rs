@@ -1,5 +1,5 @@
 //! One DMA pool: its three bases (owner's vaddr, server's mapping, device address), its buddy
-//! free lists, its counters, and zeroing through the server's read-write view.
+//! free-block bitmaps, its counters, and zeroing through the server's read-write view.
 //!
 //! Invariant: a pool's free memory is zero, except what its owner or the device wrote there
 //! itself (both may write anywhere in the region; that only ever affects the owner's own data).

@@ -3,9 +3,9 @@
 //! # Why drop queues instead of freeing
 //! Returning a buffer is a PPC, and a PPC needs the `&mut dyn Kernel` that only an event handler
 //! holds; `Drop::drop` has none. So a dropped buffer pushes its `(handle, offset)` onto a fixed
-//! [`FreeList`], and the client sends the queued frees at the start of its next call
-//! ([`DmaClient::alloc`] and friends) or when the server code calls [`DmaClient::flush`] (a good
-//! habit at the end of each `protected`/`notified`). [`DmaBuffer::free`] returns a buffer at once
+//! [`FreeList`], and the client sends the queued frees at the start of its next call (every
+//! method of [`DmaClient`] flushes first) or when the server code calls [`DmaClient::flush`] (a
+//! good habit at the end of each `protected`/`notified`). [`DmaBuffer::free`] returns a buffer at once
 //! and reports the server's answer.
 //!
 //! The free list lives outside the client, usually in a `static` of the PD (it is `Sync`: its
@@ -314,11 +314,12 @@ impl<'q> DmaClient<'q> {
         Ok(DelegatedBuffer(self.alloc_raw(k, pool, size, align)?))
     }
 
-    /// Usage of a pool the caller may allocate from.
+    /// Usage of a pool the caller may allocate from (after flushing, so dropped buffers are gone).
     ///
     /// # Errors
     /// [`DmaError::Server`] (`NoSuchPool`, `NotGranted`) or [`DmaError::Ipc`].
     pub fn pool_usage(&mut self, k: &mut dyn Kernel, pool: PoolId) -> Result<PoolUsage, DmaError> {
+        self.flush(k)?;
         match self.call(k, Request::PoolUsage { pool })? {
             Reply::Pool(u) => Ok(u),
             _ => Err(DmaError::BadReply),
@@ -335,6 +336,7 @@ impl<'q> DmaClient<'q> {
         k: &mut dyn Kernel,
         client: Option<ClientId>,
     ) -> Result<ClientUsage, DmaError> {
+        self.flush(k)?;
         match self.call(k, Request::ClientUsage { client })? {
             Reply::Client(u) => Ok(u),
             _ => Err(DmaError::BadReply),

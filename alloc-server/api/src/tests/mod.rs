@@ -240,15 +240,20 @@ impl Kernel for Script {
     }
 }
 
-fn pool(buf: &mut [u8]) -> MappedPool {
-    // SAFETY: the test buffer outlives the pool view and nothing else borrows it meanwhile.
+/// A 64 KiB pool of the caller's own, and the memory behind it (moving the `Vec` does not move
+/// its buffer, so the view stays valid while the `Vec` lives).
+fn mapped() -> (Vec<u8>, MappedPool) {
+    let mut mem = vec![0u8; 0x10000];
+    // SAFETY: the buffer outlives the pool view (callers keep the Vec) and nothing else borrows
+    // it while the view is used.
     let view: Region<ReadWrite> =
-        unsafe { Region::new(NonNull::new(buf.as_mut_ptr()).unwrap(), buf.len()) };
-    MappedPool {
+        unsafe { Region::new(NonNull::new(mem.as_mut_ptr()).unwrap(), mem.len()) };
+    let pool = MappedPool {
         id: PoolId(0),
         view,
         coherence: Coherence::Coherent,
-    }
+    };
+    (mem, pool)
 }
 
 const CH: Channel = Channel::new(2);
@@ -256,8 +261,7 @@ const CH: Channel = Channel::new(2);
 #[test]
 fn dropped_buffers_are_queued_and_flushed_with_their_offsets() {
     static FREES: FreeList<[FreeSlot; 4]> = FreeList::new();
-    let mut mem = vec![0u8; 0x10000];
-    let pool = pool(&mut mem);
+    let (_mem, pool) = mapped();
     let mut k = Script::new();
     let mut c = DmaClient::new(CH, &FREES);
     let a = c.alloc::<u64>(&mut k, &pool, 0).unwrap();
@@ -285,8 +289,7 @@ fn dropped_buffers_are_queued_and_flushed_with_their_offsets() {
 #[test]
 fn the_next_allocation_flushes_first_and_the_list_never_overflows() {
     let frees: FreeList<[FreeSlot; 2]> = FreeList::new();
-    let mut mem = vec![0u8; 0x10000];
-    let pool = pool(&mut mem);
+    let (_mem, pool) = mapped();
     let mut k = Script::new();
     let mut c = DmaClient::new(CH, &frees);
     let a = c.alloc::<u64>(&mut k, &pool, 0).unwrap();
@@ -304,8 +307,7 @@ fn the_next_allocation_flushes_first_and_the_list_never_overflows() {
 #[test]
 fn ipc_failures_lose_no_free() {
     let frees: FreeList<[FreeSlot; 4]> = FreeList::new();
-    let mut mem = vec![0u8; 0x10000];
-    let pool = pool(&mut mem);
+    let (_mem, pool) = mapped();
     let mut k = Script::new();
     let mut c = DmaClient::new(CH, &frees);
     // A failed allocation call leaves nothing outstanding.
@@ -333,8 +335,7 @@ fn ipc_failures_lose_no_free() {
 #[test]
 fn refused_frees_are_reported_or_dropped() {
     let frees: FreeList<[FreeSlot; 4]> = FreeList::new();
-    let mut mem = vec![0u8; 0x10000];
-    let pool = pool(&mut mem);
+    let (_mem, pool) = mapped();
     let mut k = Script::new();
     let mut c = DmaClient::new(CH, &frees);
     let a = c.alloc::<u64>(&mut k, &pool, 0).unwrap();
@@ -358,8 +359,7 @@ fn refused_frees_are_reported_or_dropped() {
 #[test]
 fn inconsistent_replies_are_refused_and_returned() {
     let frees: FreeList<[FreeSlot; 4]> = FreeList::new();
-    let mut mem = vec![0u8; 0x10000];
-    let pool = pool(&mut mem);
+    let (_mem, pool) = mapped();
     let mut k = Script::new();
     let mut c = DmaClient::new(CH, &frees);
     // Outside the caller's mapping.
@@ -399,8 +399,7 @@ struct Desc {
 #[test]
 fn typed_views_copy_in_and_out_within_bounds() {
     let frees: FreeList<[FreeSlot; 4]> = FreeList::new();
-    let mut mem = vec![0u8; 0x10000];
-    let pool = pool(&mut mem);
+    let (mem, pool) = mapped();
     let mut k = Script::new();
     let mut c = DmaClient::new(CH, &frees);
     let _pad = c.alloc::<u8>(&mut k, &pool, 0).unwrap();
