@@ -917,7 +917,8 @@ pub(crate) mod tests {
     }
 
     /// A push buffer: SET_OBJECT(c7b5) on subchannel 4, copy `len` bytes src->dst, then a
-    /// one-word semaphore release of `payload` at `sem`.
+    /// one-word semaphore release of `payload` at `sem` — written with every header form the
+    /// host decodes (incrementing, increment-once, non-incrementing, immediate).
     pub(crate) fn copy_pb(
         src: u64,
         dst: u64,
@@ -925,28 +926,33 @@ pub(crate) mod tests {
         sem: u64,
         payload: u32,
     ) -> std::vec::Vec<u32> {
+        let hdr = |op, mthd, count| MethodHeader::encode(op, 4, mthd, count);
+        let hi = |a: u64| (a >> 32) as u32;
+        let lo = |a: u64| a as u32;
         let mut pb = inc(4, host::SET_OBJECT, &[0xc7b5]);
-        pb.extend(inc(
-            4,
-            copy::OFFSET_IN_UPPER,
-            &[
-                (src >> 32) as u32,
-                src as u32,
-                (dst >> 32) as u32,
-                dst as u32,
-            ],
-        ));
-        pb.extend(inc(4, copy::LINE_LENGTH_IN, &[len]));
-        pb.extend(inc(
-            4,
-            copy::SET_SEMAPHORE_A,
-            &[(sem >> 32) as u32, sem as u32, payload],
-        ));
+        pb.extend([
+            hdr(SecOp::IncMethod, copy::OFFSET_IN_UPPER, 4),
+            hi(src),
+            lo(src),
+            hi(dst),
+            lo(dst),
+        ]);
+        pb.extend([hdr(SecOp::ImmdDataMethod, copy::LINE_LENGTH_IN, len)]);
+        pb.extend([
+            hdr(SecOp::OneInc, copy::SET_SEMAPHORE_A, 2),
+            hi(sem),
+            lo(sem),
+        ]);
+        pb.extend([
+            hdr(SecOp::NonIncMethod, copy::SET_SEMAPHORE_PAYLOAD, 2),
+            payload ^ 1,
+            payload,
+        ]);
         let launch = 2
             | copy::LAUNCH_SRC_LAYOUT_PITCH
             | copy::LAUNCH_DST_LAYOUT_PITCH
             | (1 << copy::LAUNCH_SEMAPHORE_TYPE_SHIFT);
-        pb.extend(inc(4, copy::LAUNCH_DMA, &[launch]));
+        pb.extend([0, hdr(SecOp::ImmdDataMethod, copy::LAUNCH_DMA, launch)]);
         pb
     }
 

@@ -461,6 +461,19 @@ fn announced_len(function: u32, payload: &[u8]) -> usize {
     }
 }
 
+/// The assembly a command starts with its first message (at the front of `buf`).
+fn first_message(buf: &[u8], msg: &Received) -> Assembly {
+    let function = msg.rpc.function;
+    let expected = announced_len(function, buf.get(..msg.len).unwrap_or_default());
+    Assembly {
+        function,
+        sequence: msg.rpc.sequence,
+        got: msg.len,
+        expected,
+        discard: expected > buf.len(),
+    }
+}
+
 /// Receive one message and, when a command is complete, handle it. `None`: nothing to do now;
 /// `Some(None)`: progress without a reply; `Some(Some(reply))`: a reply to send.
 fn receive(m: &mut GspModel<'_>) -> Option<Option<Outgoing>> {
@@ -505,27 +518,9 @@ fn receive(m: &mut GspModel<'_>) -> Option<Option<Outgoing>> {
             if !a.discard && a.got + msg.len <= m.buf.len() {
                 m.buf.copy_within(a.got..a.got + msg.len, 0);
             }
-            let payload = m.buf.get(..msg.len).unwrap_or_default();
-            let expected = announced_len(function, payload);
-            Assembly {
-                function,
-                sequence: msg.rpc.sequence,
-                got: msg.len,
-                expected,
-                discard: expected > m.buf.len(),
-            }
+            first_message(m.buf, &msg)
         }
-        (None, false) => {
-            let payload = m.buf.get(..msg.len).unwrap_or_default();
-            let expected = announced_len(function, payload);
-            Assembly {
-                function,
-                sequence: msg.rpc.sequence,
-                got: msg.len,
-                expected,
-                discard: expected > m.buf.len(),
-            }
-        }
+        (None, false) => first_message(m.buf, &msg),
     };
     if a.got < a.expected {
         if let Some(q) = m.queues.as_mut() {
@@ -777,10 +772,38 @@ fn static_info(m: &mut GspModel<'_>, len: usize) -> Result<usize, NvStatus> {
     Ok(size)
 }
 
+/// RM's verdict on a request: a refusal is logged (`what`) and traced.
+fn verdict(
+    trace: &mut TraceLog,
+    function: MsgFunction,
+    r: Result<(), NvStatus>,
+    what: core::fmt::Arguments<'_>,
+) -> NvStatus {
+    match r {
+        Ok(()) => NvStatus::Ok,
+        Err(s) => {
+            log::warn!("gsp_model: {what}: {s:?}");
+            trace.record(Trace::RpcFailed {
+                function: function.into(),
+                status: s.into(),
+            });
+            s
+        }
+    }
+}
+
+/// Write the answered fixed part `h` back over the front of the buffer.
+fn put_header<T: IntoBytes + zerocopy::Immutable>(buf: &mut [u8], h: &T) -> Result<(), NvStatus> {
+    let n = core::mem::size_of::<T>();
+    buf.get_mut(..n)
+        .ok_or(NvStatus::InvalidParamStruct)?
+        .copy_from_slice(h.as_bytes());
+    Ok(())
+}
+
 /// GSP_RM_ALLOC: header + params in the buffer; the reply is the same with `status` filled.
 fn rm_alloc(m: &mut GspModel<'_>, len: usize) -> Result<usize, NvStatus> {
-    let hdr = core::mem::size_of::<rpc_gsp_rm_alloc_v03_00>();
-    let (h, params) = m
+    let (mut h, params) = m
         .buf
         .get(..len)
         .and_then(|b| rpc_gsp_rm_alloc_v03_00::read_from_prefix(b).ok())
@@ -795,28 +818,13 @@ fn rm_alloc(m: &mut GspModel<'_>, len: usize) -> Result<usize, NvStatus> {
         object: h.hObject,
         class: h.hClass,
     };
-    let status = match m.rm.alloc(req, params, &m.mem) {
-        Ok(()) => NvStatus::Ok,
-        Err(s) => {
-            log::warn!(
-                "gsp_model: RM_ALLOC class {:#x} handle {:#x} under {:#x}: {s:?}",
-                h.hClass,
-                h.hObject,
-                h.hParent
-            );
-            m.trace.record(Trace::RpcFailed {
-                function: MsgFunction::GspRmAlloc.into(),
-                status: s.into(),
-            });
-            s
-        }
-    };
-    let mut h = h;
-    h.status = status.into();
-    m.buf
-        .get_mut(..hdr)
-        .ok_or(NvStatus::InvalidParamStruct)?
-        .copy_from_slice(h.as_bytes());
+    let r = m.rm.alloc(req, params, &m.mem);
+    let what = format_args!(
+        "RM_ALLOC class {:#x} handle {:#x} under {:#x}",
+        h.hClass, h.hObject, h.hParent
+    );
+    h.status = verdict(&mut m.trace, MsgFunction::GspRmAlloc, r, what).into();
+    put_header(m.buf, &h)?;
     Ok(len)
 }
 
@@ -836,26 +844,10 @@ fn rm_control(m: &mut GspModel<'_>, len: usize) -> Result<usize, NvStatus> {
         .buf
         .get_mut(hdr..len)
         .ok_or(NvStatus::InvalidParamStruct)?;
-    let status = match m.rm.control(h.hClient, h.hObject, h.cmd, params, &m.mem) {
-        Ok(()) => NvStatus::Ok,
-        Err(s) => {
-            log::warn!(
-                "gsp_model: RM_CONTROL {:#x} on {:#x}: {s:?}",
-                h.cmd,
-                h.hObject
-            );
-            m.trace.record(Trace::RpcFailed {
-                function: MsgFunction::GspRmControl.into(),
-                status: s.into(),
-            });
-            s
-        }
-    };
-    h.status = status.into();
-    m.buf
-        .get_mut(..hdr)
-        .ok_or(NvStatus::InvalidParamStruct)?
-        .copy_from_slice(h.as_bytes());
+    let r = m.rm.control(h.hClient, h.hObject, h.cmd, params, &m.mem);
+    let what = format_args!("RM_CONTROL {:#x} on {:#x}", h.cmd, h.hObject);
+    h.status = verdict(&mut m.trace, MsgFunction::GspRmControl, r, what).into();
+    put_header(m.buf, &h)?;
     Ok(len)
 }
 
@@ -866,21 +858,9 @@ fn rm_free(m: &mut GspModel<'_>, len: usize) -> Result<usize, NvStatus> {
         .get(..len)
         .and_then(|b| rpc_free_v03_00::read_from_bytes(b).ok())
         .ok_or(NvStatus::InvalidParamStruct)?;
-    let status = match m.rm.free(f.hRoot, f.hObjectOld) {
-        Ok(()) => NvStatus::Ok,
-        Err(s) => {
-            log::warn!(
-                "gsp_model: FREE {:#x} of client {:#x}: {s:?}",
-                f.hObjectOld,
-                f.hRoot
-            );
-            s
-        }
-    };
-    f.status = status.into();
-    m.buf
-        .get_mut(..len)
-        .ok_or(NvStatus::InvalidParamStruct)?
-        .copy_from_slice(f.as_bytes());
+    let r = m.rm.free(f.hRoot, f.hObjectOld);
+    let what = format_args!("FREE {:#x} of client {:#x}", f.hObjectOld, f.hRoot);
+    f.status = verdict(&mut m.trace, MsgFunction::Free, r, what).into();
+    put_header(m.buf, &f)?;
     Ok(len)
 }

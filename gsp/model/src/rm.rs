@@ -654,6 +654,19 @@ pub(crate) mod tests {
         a
     }
 
+    /// SET_PAGE_DIRECTORY for `VAS` with its PD3 at FB 0x1000.
+    fn page_directory() -> NV0080_CTRL_DMA_SET_PAGE_DIRECTORY_PARAMS {
+        NV0080_CTRL_DMA_SET_PAGE_DIRECTORY_PARAMS {
+            physAddress: 0x1000,
+            numEntries: 4,
+            flags: 0,
+            hVASpace: VAS,
+            chId: 0,
+            subDeviceId: 0,
+            pasid: 0,
+        }
+    }
+
     pub(crate) fn external_vaspace() -> NV_VASPACE_ALLOCATION_PARAMETERS {
         let mut v = NV_VASPACE_ALLOCATION_PARAMETERS::new_zeroed();
         v.flags = NV_VASPACE_ALLOCATION_FLAGS_IS_EXTERNALLY_OWNED;
@@ -748,15 +761,7 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(u32::from_le_bytes(tok), work_submit_token(chid));
         // Page directory: registered on the device for its VA space.
-        let mut pd = NV0080_CTRL_DMA_SET_PAGE_DIRECTORY_PARAMS {
-            physAddress: 0x1000,
-            numEntries: 4,
-            flags: 0,
-            hVASpace: VAS,
-            chId: 0,
-            subDeviceId: 0,
-            pasid: 0,
-        };
+        let mut pd = page_directory();
         rm.control(
             CLIENT,
             DEVICE,
@@ -921,15 +926,7 @@ pub(crate) mod tests {
             rm.control(CLIENT, DEVICE, RmControl::Bind.into(), &mut four, &mem),
             Err(NvStatus::NotSupported)
         );
-        let mut pd = NV0080_CTRL_DMA_SET_PAGE_DIRECTORY_PARAMS {
-            physAddress: 0x1000,
-            numEntries: 4,
-            flags: 0,
-            hVASpace: VAS,
-            chId: 0,
-            subDeviceId: 0,
-            pasid: 0,
-        };
+        let mut pd = page_directory();
         type Edit = fn(&mut NV0080_CTRL_DMA_SET_PAGE_DIRECTORY_PARAMS);
         let edits: [(Edit, NvStatus); 5] = [
             (

@@ -61,64 +61,47 @@ fn crash_reports_os_error_log_and_halt() {
     assert_eq!(d.model().phase(), gsp_model::boot::Phase::Halted);
 }
 
-#[test]
-fn a_corrupt_checksum_is_rejected_and_the_queue_recovers() {
+/// A knob that spoils one reply: the driver rejects it as `trace` says (so the call times out),
+/// counts it once, and the next call goes through.
+fn rejected_then_recovers(fault: Fault, trace: QueueTrace) {
     let mut d = booted();
-    d.model().set_fault(Fault::CorruptChecksum);
-    assert_eq!(call(&mut d), Err(RpcError::Timeout));
-    assert_eq!(
-        rx_count(&mut d, QueueTrace::BadChecksum { seq: 0, slot: 0 }),
-        1
-    );
-    assert_eq!(call(&mut d), Ok(common::FB_SIZE));
+    d.model().set_fault(fault);
+    assert_eq!(call(&mut d), Err(RpcError::Timeout), "{fault:?}");
+    assert_eq!(rx_count(&mut d, trace), 1, "{fault:?}");
+    assert_eq!(call(&mut d), Ok(common::FB_SIZE), "{fault:?}");
+    assert_eq!(rx_count(&mut d, trace), 1, "{fault:?}");
 }
 
 #[test]
-fn a_skipped_sequence_number_is_rejected_then_resynced() {
-    let mut d = booted();
-    d.model().set_fault(Fault::SkipSeqNum);
-    assert_eq!(call(&mut d), Err(RpcError::Timeout));
-    assert_eq!(
-        rx_count(
-            &mut d,
-            QueueTrace::BadSeqNum {
-                expected: 0,
-                got: 0
-            }
-        ),
-        1
+fn a_corrupt_checksum_is_rejected_and_the_queue_recovers() {
+    rejected_then_recovers(
+        Fault::CorruptChecksum,
+        QueueTrace::BadChecksum { seq: 0, slot: 0 },
     );
+}
+
+#[test]
+fn a_skipped_sequence_number_is_rejected_and_the_driver_stays_in_step() {
     // The skipped message counted as consumed; the model's next one carries the number after
     // it, so the driver is back in step without a resync.
-    assert_eq!(call(&mut d), Ok(common::FB_SIZE));
-    assert_eq!(
-        rx_count(
-            &mut d,
-            QueueTrace::BadSeqNum {
-                expected: 0,
-                got: 0
-            }
-        ),
-        1
+    rejected_then_recovers(
+        Fault::SkipSeqNum,
+        QueueTrace::BadSeqNum {
+            expected: 0,
+            got: 0,
+        },
     );
 }
 
 #[test]
 fn an_oversize_element_count_is_rejected() {
-    let mut d = booted();
-    d.model().set_fault(Fault::OversizeElemCount);
-    assert_eq!(call(&mut d), Err(RpcError::Timeout));
-    assert_eq!(
-        rx_count(
-            &mut d,
-            QueueTrace::BadElemCount {
-                count: 0,
-                available: 0
-            }
-        ),
-        1
+    rejected_then_recovers(
+        Fault::OversizeElemCount,
+        QueueTrace::BadElemCount {
+            count: 0,
+            available: 0,
+        },
     );
-    assert_eq!(call(&mut d), Ok(common::FB_SIZE));
 }
 
 #[test]

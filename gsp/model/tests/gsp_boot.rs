@@ -13,7 +13,6 @@ use gsp::cmdq::QUEUE_REGION_SIZE;
 use gsp::elf::GspImage;
 use gsp::fw::current::libos::LOG_BUFFER_SIZE;
 use gsp::radix3::Geometry;
-use gsp::rpc::SystemInfoParams;
 use gsp_model::boot::Phase;
 use gsp_model::fwimage;
 use gsp_model::secure::ModelSecureBoot;
@@ -55,15 +54,7 @@ fn run_on(chip: Chipset, m: &common::Shared, dma: &mut Dma) -> Result<State, (St
         wpr_meta: buf(dma, 0x1000),
         flush_page: buf(dma, 0x1000),
     };
-    let pci = m.borrow().config().pci;
-    let sysinfo = SystemInfoParams {
-        vendor: pci.vendor,
-        device: pci.device,
-        subsystem_vendor: pci.subsystem_vendor,
-        subsystem_device: pci.subsystem_device,
-        revision: pci.revision,
-        ..Default::default()
-    };
+    let sysinfo = common::sysinfo(m);
     let input = BootInput {
         firmware: BootFirmware {
             gsp: gsp_image,
@@ -109,6 +100,8 @@ fn the_gsp_crates_boot_runs_against_the_model_on_each_chip() {
         assert_eq!(m.borrow().phase(), Phase::Running);
         // The driver wrote the bootloader's app_version.
         assert_eq!(m.borrow().bar.gsp.os, fwimage::BOOTLOADER_APP_VERSION);
+        // Every register the boot touched is one the model models.
+        assert_eq!(m.borrow().bar.unclaimed, 0, "{chip:?}");
     }
 }
 

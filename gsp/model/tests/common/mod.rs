@@ -159,6 +159,19 @@ pub fn model(chip: Chipset) -> (Shared, Dma) {
     )
 }
 
+/// The PCI facts for GSP_SET_SYSTEM_INFO, as the model's identity has them.
+pub fn sysinfo(m: &Shared) -> rpc::SystemInfoParams {
+    let pci = m.borrow().config().pci;
+    rpc::SystemInfoParams {
+        vendor: pci.vendor,
+        device: pci.device,
+        subsystem_vendor: pci.subsystem_vendor,
+        subsystem_device: pci.subsystem_device,
+        revision: pci.revision,
+        ..Default::default()
+    }
+}
+
 /// The driver: every boot step as a method.
 pub struct Driver {
     pub chip: Chipset,
@@ -356,15 +369,7 @@ impl Driver {
     }
 
     pub fn queue_boot_commands(&mut self) {
-        let pci = self.model().config().pci;
-        let params = rpc::SystemInfoParams {
-            vendor: pci.vendor,
-            device: pci.device,
-            subsystem_vendor: pci.subsystem_vendor,
-            subsystem_device: pci.subsystem_device,
-            revision: pci.revision,
-            ..Default::default()
-        };
+        let params = sysinfo(&self.dev.0);
         let rpc = self.rpc.as_mut().unwrap();
         let mut dev = self.dev.clone();
         let mut clock = self.dev.clone();
