@@ -34,6 +34,7 @@ pub mod alloc;
 pub mod client;
 pub mod client_ext;
 pub mod drm;
+pub mod drm_job;
 pub mod gpu;
 pub mod gsp;
 pub mod gsp_model;

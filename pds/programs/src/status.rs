@@ -188,6 +188,39 @@ pub fn reset(page: &Region<ReadWrite>) -> Result<(), StatusError> {
     Ok(())
 }
 
+/// The generations of some children as a server last saw them: after the supervisor's
+/// notification, [`Watch::moved`] says which of them restarted (or stopped) since.
+#[derive(Debug)]
+pub struct Watch<const N: usize> {
+    children: [Child; N],
+    seen: [u32; N],
+}
+
+impl<const N: usize> Watch<N> {
+    /// Watch `children`, taking their current generations as seen.
+    pub fn new<A: Access>(page: &Region<A>, children: [Child; N]) -> Self {
+        let mut w = Self {
+            children,
+            seen: [0; N],
+        };
+        let _ = w.moved(page);
+        w
+    }
+
+    /// The watched children whose generation or state changed since the last call.
+    pub fn moved<A: Access>(&mut self, page: &Region<A>) -> heapless::Vec<Child, N> {
+        let mut out = heapless::Vec::new();
+        for (c, seen) in self.children.iter().zip(self.seen.iter_mut()) {
+            let now = read(page, *c).map_or(*seen, |s| s.generation ^ (s.state << 24));
+            if now != *seen {
+                *seen = now;
+                let _ = out.push(*c);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
