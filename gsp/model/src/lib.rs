@@ -331,7 +331,7 @@ impl<'a> GspModel<'a> {
     }
 
     /// The fault knob in force.
-    pub fn fault(&self) -> Fault {
+    pub fn fault_knob(&self) -> Fault {
         self.fault
     }
 

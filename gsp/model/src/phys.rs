@@ -258,6 +258,26 @@ impl Memory {
         }
     }
 
+    /// System memory from `(bus address, region)` windows and a framebuffer packed from `vram`
+    /// in order (the PD glue passes the DMA and VRAM regions `system.xml` maps into the model).
+    ///
+    /// # Errors
+    /// As [`PhysMap::add`] and [`Memory::add_vram`].
+    pub fn from_regions(
+        layout: FbLayout,
+        sys: impl IntoIterator<Item = (u64, Region<ReadWrite>)>,
+        vram: impl IntoIterator<Item = Region<ReadWrite>>,
+    ) -> Result<Self, PhysError> {
+        let mut m = Self::new(layout);
+        for (base, r) in sys {
+            m.sys.add(base, r)?;
+        }
+        for r in vram {
+            m.add_vram(r)?;
+        }
+        Ok(m)
+    }
+
     /// Back the next FB range with `region`, packed after the previous ones; returns its FB
     /// offset.
     ///
@@ -369,6 +389,24 @@ mod tests {
         m.add(0x9000, leak(0x10)).unwrap();
         assert_eq!(m.add(0xa000, leak(0x10)), Err(PhysError::TableFull));
         assert!(m.subregion(0x1ff0, 0x10).is_ok() && m.subregion(0x1ff0, 0x20).is_err());
+    }
+
+    #[test]
+    fn memory_from_the_pd_regions() {
+        let m = Memory::from_regions(
+            FbLayout::HOSTED,
+            [(0x4000_0000, leak(0x1000))],
+            [leak(0x2000), leak(0x1000)],
+        )
+        .unwrap();
+        assert_eq!(
+            m.fb.windows().collect::<std::vec::Vec<_>>(),
+            [(0, 0x2000), (0x2000, 0x1000)]
+        );
+        assert!(m.sys.is_backed(0x4000_0000, 0x1000));
+        assert!(
+            Memory::from_regions(FbLayout::HOSTED, [(0, leak(16)), (8, leak(16))], []).is_err()
+        );
     }
 
     #[test]

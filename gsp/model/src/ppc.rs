@@ -15,7 +15,7 @@
 use crate::pci::PciEffect;
 use crate::{Fault, GspModel};
 use gsp::regs::{Mmio, MmioError};
-use pd_core::{Channel, Kernel, MessageInfo};
+use pd_core::{Channel, ChannelSet, Handler, Kernel, MessageInfo};
 
 /// Read a 32-bit register.
 pub const LABEL_READ32: u64 = 1;
@@ -102,6 +102,21 @@ impl GspModel<'_> {
             PciEffect::None => {}
         }
         reply
+    }
+}
+
+/// The model PD's event loop entry points: PPCs are served, notifications (which a device never
+/// expects) are logged and ignored.
+impl Handler for GspModel<'_> {
+    fn notified(&mut self, k: &mut dyn Kernel, channels: ChannelSet) {
+        log::warn!(
+            "{}: unexpected notification from {channels:?} ignored",
+            k.pd_name()
+        );
+    }
+
+    fn protected(&mut self, k: &mut dyn Kernel, ch: Channel, msg: MessageInfo) -> MessageInfo {
+        GspModel::protected(self, k, ch, msg)
     }
 }
 
@@ -267,7 +282,7 @@ mod tests {
                 .label(),
             REPLY_BAD_REQUEST
         );
-        assert_eq!(k.model.fault(), Fault::SpuriousEvents);
+        assert_eq!(k.model.fault_knob(), Fault::SpuriousEvents);
         assert_eq!(k.model.bar.now_ns, 5_000);
     }
 }

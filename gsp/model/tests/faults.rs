@@ -133,7 +133,7 @@ fn spurious_events_reach_the_sink_and_the_call_still_succeeds() {
         "{:?}",
         d.sink.0
     );
-    assert_eq!(d.model().fault(), Fault::None);
+    assert_eq!(d.model().fault_knob(), Fault::None);
 }
 
 #[test]
