@@ -5,6 +5,6 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Err(failure) = alloc_server::fuzz::requests(data) {
-        panic!("alloc-server: {failure:?}");
+        panic!("alloc-server: {failure:?}"); // PANIC: how libFuzzer records a finding.
     }
 });
