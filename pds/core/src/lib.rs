@@ -283,6 +283,16 @@ pub trait Kernel {
         Err(IpcError::Unsupported)
     }
 
+    /// The physical address of memory region `region` as `system.xml` tells it to this PD
+    /// (`<setvar symbol=".." region_paddr="region">`): on seL4 the value the Microkit tool patched
+    /// into the symbol. `None` where the platform has no physical addresses of its own (hosted,
+    /// monolithic: callers use the generated fake base, `pd_programs::phys`) or gave this PD none
+    /// for `region`.
+    fn region_paddr(&self, region: &str) -> Option<u64> {
+        let _ = region;
+        None
+    }
+
     /// A monotonic clock in nanoseconds (hosted: CLOCK_MONOTONIC; seL4: the generic timer or TSC).
     fn now_ns(&self) -> u64;
 

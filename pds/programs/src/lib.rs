@@ -24,6 +24,8 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+pub mod deaths;
+pub mod phys;
 pub mod regions;
 pub mod relay;
 pub mod status;

@@ -1,7 +1,8 @@
 //! Constants generated from `system.xml` by `build.rs` (`sysxml::codegen`): one module per PD,
 //! named after it, with `NAME`, `PRIORITY`, `PASSIVE`, and submodules `channels` (a
 //! `pd_core::Channel` per channel, named after the peer PD), `children` (a `pd_core::Child` per
-//! child PD, parents only) and `regions` (a [`RegionDecl`] per mapping, named after the region).
+//! child PD, parents only), `regions` (a [`RegionDecl`] per mapping, named after the region) and
+//! `paddrs` (a [`PaddrDecl`] per `setvar region_paddr`, named after the symbol).
 //!
 //! ```
 //! use pd_programs::sys::gsp;
@@ -28,6 +29,21 @@ pub struct RegionDecl {
     pub cached: bool,
     /// The physical base hosted mode gives it (`sysxml::System::fake_phys_bases`); on seL4 the
     /// real one arrives through `setvar region_paddr`.
+    pub fake_paddr: u64,
+}
+
+/// A region's physical address as a PD is told it (`<setvar symbol region_paddr>`), whether or
+/// not the PD maps the region (the PCI BAR window, DMA pools). [`crate::phys::paddr`] gives the
+/// value on the running platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaddrDecl {
+    /// The symbol that receives it on seL4.
+    pub symbol: &'static str,
+    /// The region's name in `system.xml`.
+    pub region: &'static str,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The physical base hosted mode gives it (as [`RegionDecl::fake_paddr`]).
     pub fake_paddr: u64,
 }
 

@@ -12,7 +12,11 @@
 //! - `children` (parents only): one `pd_core::Child` per child PD, named after the child;
 //! - `regions`: one `RegionDecl` per `map`, named after the region (`GSP_DMA`), suffixed with
 //!   `_AT_<vaddr>` when the PD maps the region more than once; `fake_paddr` is the hosted base from
-//!   [`System::fake_phys_bases`].
+//!   [`System::fake_phys_bases`];
+//! - `paddrs`: one `PaddrDecl` per `setvar region_paddr`, named after the symbol (`MMIO_PADDR`):
+//!   the region's name and size and its hosted base, for regions whose physical address the PD
+//!   needs whether or not it maps them (BAR windows, DMA pools). On seL4 the value itself comes
+//!   from the symbol (`pd_core::Kernel::region_paddr`).
 //!
 //! Two names that end up the same identifier are an error at the second element, never a silent
 //! rename. The output is `no_std` and passes the workspace's clippy lints.
@@ -29,6 +33,7 @@ const RESERVED: &[&str] = &[
     "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true", "try", "type",
     "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "macro",
     "override", "priv", "typeof", "unsized", "virtual", "yield", "channels", "children", "regions",
+    "paddrs",
 ];
 
 /// The Rust source of the `sys` module's generated part.
@@ -65,6 +70,7 @@ pub fn generate(sys: &System) -> Result<String, Error> {
         channels(&mut out, sys, pd)?;
         children(&mut out, sys, index)?;
         regions(&mut out, sys, pd, &bases)?;
+        paddrs(&mut out, sys, pd, &bases)?;
         out.push_str("}\n");
     }
     system_tables(&mut out, sys);
@@ -241,6 +247,51 @@ fn regions(out: &mut String, sys: &System, pd: &Pd, bases: &[u64]) -> Result<(),
     Ok(())
 }
 
+fn paddrs(out: &mut String, sys: &System, pd: &Pd, bases: &[u64]) -> Result<(), Error> {
+    if pd.setvars.is_empty() {
+        return Ok(());
+    }
+    let mut names = Names::default();
+    out.push_str(
+        "    /// Physical addresses it is told (`setvar region_paddr`), named after the symbol.\n",
+    );
+    out.push_str("    pub mod paddrs {\n");
+    for setvar in &pd.setvars {
+        let index = sys
+            .regions
+            .iter()
+            .position(|mr| mr.name == setvar.region_paddr);
+        let (Some(mr), Some(&fake_paddr)) = (
+            index.and_then(|i| sys.regions.get(i)),
+            index.and_then(|i| bases.get(i)),
+        ) else {
+            let message = format!(
+                "invalid memory region name '{}' on 'setvar'",
+                setvar.region_paddr
+            );
+            return Err(Error::at(setvar.line, setvar.column, "setvar", message));
+        };
+        let name = const_name(&setvar.symbol, "SYM_");
+        names.claim(&name, setvar.line, setvar.column, "setvar")?;
+        let _ = writeln!(
+            out,
+            "        /// `{}`: where `{}` is.",
+            setvar.symbol, mr.name
+        );
+        let _ = writeln!(
+            out,
+            "        pub const {name}: super::super::PaddrDecl = super::super::PaddrDecl {{"
+        );
+        let _ = writeln!(out, "            symbol: {:?},", setvar.symbol);
+        let _ = writeln!(out, "            region: {:?},", mr.name);
+        let _ = writeln!(out, "            size: {},", hex(mr.size));
+        let _ = writeln!(out, "            fake_paddr: {},", hex(fake_paddr));
+        out.push_str("        };\n");
+    }
+    out.push_str("    }\n");
+    Ok(())
+}
+
 /// The keys that occur more than once: their constants get a suffix that tells them apart.
 fn repeated<'a>(keys: impl Iterator<Item = &'a str>) -> HashSet<&'a str> {
     let mut seen = HashSet::new();
@@ -310,6 +361,7 @@ mod tests {
       <map mr="regs" vaddr="0x1000" perms="r" cached="false" />
       <map mr="regs" vaddr="0x2000" perms="r" />
       <irq irq="77" id="9" />
+      <setvar symbol="regs_paddr" region_paddr="regs" />
     </protection_domain>
   </protection_domain>
   <protection_domain name="type" priority="100"><program_image path="t.elf" /></protection_domain>
@@ -343,11 +395,15 @@ mod tests {
             "vaddr: 0x4000_0000,",
             "fake_paddr: 0x900_0000,",
             "fake_paddr: 0x1_0000_0000,",
+            "pub const REGS_PADDR: super::super::PaddrDecl",
+            "symbol: \"regs_paddr\",",
+            "region: \"regs\",",
         ] {
             assert!(code.contains(expected), "missing {expected:?} in\n{code}");
         }
-        // Only parents get a children module.
+        // Only parents get a children module, only PDs with setvars a paddrs module.
         assert_eq!(code.matches("pub mod children").count(), 1);
+        assert_eq!(code.matches("pub mod paddrs").count(), 1);
         // The uncached read-only map says so and is not writable.
         let regs = code.split("REGS_AT_1000").nth(1).unwrap();
         assert!(regs.contains("writable: false,") && regs.contains("cached: false,"));
