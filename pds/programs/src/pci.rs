@@ -85,6 +85,25 @@ pub fn window(base: u64, size: u64, source: Source) -> Option<Window> {
         .then_some(w)
 }
 
+/// The windows BARs go to: `pci_mmio` ([`window`]), logged with where its address came from.
+pub fn windows(k: &dyn Kernel) -> Windows {
+    let mmio = paddrs::MMIO_PADDR;
+    let (base, source) = phys::paddr(k, mmio);
+    let mem = window(base, mmio.size, source);
+    match mem {
+        Some(w) => log::info!("pci: BAR window {w} ({}, {source} {base:#x})", mmio.region),
+        None => log::error!(
+            "pci: {} at {base:#x} ({source}) cannot hold 32-bit BARs: no BAR window",
+            mmio.region
+        ),
+    }
+    Windows {
+        mem,
+        pref: None,
+        io: None,
+    }
+}
+
 /// How the PD reaches configuration space.
 #[derive(Debug)]
 pub enum Port {
@@ -132,21 +151,7 @@ pub fn init(k: &mut dyn Kernel) -> PciPd<Port> {
             Port::Model(ModelPort::new(channels::GSP_MODEL))
         }
     };
-    let mmio = paddrs::MMIO_PADDR;
-    let (base, source) = phys::paddr(k, mmio);
-    let mem = window(base, mmio.size, source);
-    match mem {
-        Some(w) => log::info!("pci: BAR window {w} ({}, {source} {base:#x})", mmio.region),
-        None => log::error!(
-            "pci: {} at {base:#x} ({source}) cannot hold 32-bit BARs: no BAR window",
-            mmio.region
-        ),
-    }
-    let windows = Windows {
-        mem,
-        pref: None,
-        io: None,
-    };
+    let windows = windows(k);
     PciPd::new(k, port, windows, ro(regions::STATUS))
 }
 

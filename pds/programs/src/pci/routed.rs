@@ -164,3 +164,196 @@ impl ConfigPort for Routed {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use pci_server::emul::presets::{nvidia_gpu, GpuSpec, QEMU};
+    use pci_server::emul::{EmuBar, EmuFunction, PcieType, Slot, Topology};
+    use pci_server::fuzz::NullKernel;
+    use pci_server::{Config, PciServer, State, Window, Windows};
+
+    /// A machine's own ECAM devices and the GPU model, routed.
+    struct Machine {
+        ecam: Topology<8>,
+        model: Topology<{ pci_server::emul::presets::GPU_TOPOLOGY_FUNCTIONS }>,
+        map: BusMap,
+    }
+
+    impl ConfigSpace for Machine {
+        fn read(&mut self, bdf: Bdf, offset: u16, width: Width) -> Result<u32, ConfigError> {
+            Router {
+                ecam: &mut self.ecam,
+                model: &mut self.model,
+                map: &mut self.map,
+            }
+            .read(bdf, offset, width)
+        }
+        fn write(&mut self, bdf: Bdf, o: u16, w: Width, v: u32) -> Result<(), ConfigError> {
+            Router {
+                ecam: &mut self.ecam,
+                model: &mut self.model,
+                map: &mut self.map,
+            }
+            .write(bdf, o, w, v)
+        }
+    }
+
+    fn at(bus: u8, dev: u8, func: u8) -> Bdf {
+        Bdf::new(bus, dev, func).unwrap()
+    }
+
+    /// QEMU-like: host bridge, a virtio NIC at 00:01.0, a root port at 00:02.0 with a disk.
+    fn qemu() -> Topology<8> {
+        let mut t = Topology::new();
+        t.add(
+            Slot::At(at(0, 0, 0)),
+            EmuFunction::host_bridge(QEMU, 0x0008),
+        )
+        .unwrap();
+        let mut nic = EmuFunction::endpoint(0x1af4, 0x1041, 0x02_00_00);
+        nic.bar(
+            4,
+            EmuBar::Mem64 {
+                size: 16 << 10,
+                prefetchable: true,
+            },
+        )
+        .unwrap();
+        t.add(Slot::At(at(0, 1, 0)), nic).unwrap();
+        let mut port = EmuFunction::bridge(QEMU, 0x000c);
+        port.pcie(PcieType::RootPort, false).unwrap();
+        let port = t.add(Slot::At(at(0, 2, 0)), port).unwrap();
+        let mut disk = EmuFunction::endpoint(0x1af4, 0x1042, 0x01_00_00);
+        disk.bar(
+            1,
+            EmuBar::Mem32 {
+                size: 4 << 10,
+                prefetchable: false,
+            },
+        )
+        .unwrap();
+        t.add(
+            Slot::Below {
+                bridge: port,
+                devfn: 0,
+            },
+            disk,
+        )
+        .unwrap();
+        t
+    }
+
+    fn gpu() -> GpuSpec {
+        GpuSpec {
+            device: 0x2204,
+            subsystem: (0x10de, 1),
+            bar0: 16 << 20,
+            bar1: 64 << 20,
+            bar3: 32 << 20,
+            audio: Some(0x1aef),
+        }
+    }
+
+    #[test]
+    fn one_enumeration_numbers_and_places_the_machines_devices_and_the_models_gpu() {
+        let machine = Machine {
+            ecam: qemu(),
+            model: nvidia_gpu(&gpu()).unwrap(),
+            map: BusMap::default(),
+        };
+        let window = Window {
+            base: 0x1000_0000,
+            size: 0x1000_0000,
+        };
+        let config = Config {
+            clients: &[],
+            policy: &[],
+            windows: Windows {
+                mem: Some(window),
+                pref: None,
+                io: None,
+            },
+            root_bus: 0,
+        };
+        let mut server = std::boxed::Box::new(PciServer::new(machine, config));
+        server.init(&mut NullKernel::default()).unwrap();
+        let found: std::vec::Vec<(Bdf, u16)> = server
+            .functions()
+            .iter()
+            .map(|f| (f.bdf, f.device))
+            .collect();
+        // Root bus first; the machine's root port got bus 1 for its disk, the model's root port
+        // (at 00:11.0) bus 2 for the GPU and its audio function.
+        assert_eq!(
+            found,
+            [
+                (at(0, 0, 0), 0x0008),
+                (at(0, 1, 0), 0x1041),
+                (at(0, 2, 0), 0x000c),
+                (at(0, MODEL_FIRST_DEVICE, 0), 0x0008),
+                (at(0, MODEL_FIRST_DEVICE + 1, 0), 0x000c),
+                (at(1, 0, 0), 0x1042),
+                (at(2, 0, 0), 0x2204),
+                (at(2, 0, 1), 0x1aef),
+            ]
+        );
+        let gpu = server.functions().get(6).unwrap();
+        assert_eq!(gpu.state, State::Ok);
+        for bar in gpu.bars().filter(|b| b.kind != pci_api::BarKind::Io) {
+            assert!(bar.assigned && window.contains(bar.addr), "{bar:?}");
+        }
+        // The model saw its own bridge programmed with the system's bus numbers, and the ECAM
+        // side never saw bus 2.
+        let mut machine = server.into_port();
+        let [_, sec, sub, _] = machine
+            .model
+            .read32(at(0, 1, 0), BUS_NUMBERS)
+            .unwrap()
+            .to_le_bytes();
+        assert_eq!((sec, sub), (2, 2));
+        assert_eq!(machine.ecam.read32(at(2, 0, 0), 0), Ok(u32::MAX));
+        assert_eq!(
+            machine.ecam.read32(at(0, MODEL_FIRST_DEVICE, 0), 0),
+            Ok(u32::MAX)
+        );
+    }
+
+    #[test]
+    fn routes_follow_the_model_bridges_and_ignore_endpoints_bar2() {
+        let mut ecam = qemu();
+        let mut model = nvidia_gpu(&gpu()).unwrap();
+        let mut map = BusMap::default();
+        let mut r = Router {
+            ecam: &mut ecam,
+            model: &mut model,
+            map: &mut map,
+        };
+        let port = at(0, MODEL_FIRST_DEVICE + 1, 0);
+        assert_eq!(r.read16(port, 0), Ok(0x1b36));
+        assert_eq!(r.read16(at(0, 1, 0), 2), Ok(0x1041));
+        // Bus 5 goes to ECAM until the model's port forwards it; a byte write to the
+        // subordinate register alone is noticed too.
+        assert_eq!(r.read32(at(5, 0, 0), 0), Ok(u32::MAX));
+        r.write8(port, 0x19, 5).unwrap();
+        r.write8(port, 0x1a, 6).unwrap();
+        assert_eq!(r.read32(at(5, 0, 0), 0), Ok(0x2204_10de));
+        assert_eq!(r.map.route(at(6, 0, 0)), Target::Model(at(6, 0, 0)));
+        assert_eq!(r.map.route(at(7, 0, 0)), Target::Ecam(at(7, 0, 0)));
+        // Closing the port's range routes its buses back to ECAM.
+        r.write32(port, 0x18, 0).unwrap();
+        assert_eq!(r.map.route(at(5, 0, 0)), Target::Ecam(at(5, 0, 0)));
+        // The GPU's BAR2 (offset 0x18 of a type 0 header) is not a bus range.
+        r.write8(port, 0x19, 5).unwrap();
+        r.write8(port, 0x1a, 5).unwrap();
+        r.write32(at(5, 0, 0), 0x18, 0x0909_0900).unwrap();
+        assert_eq!(r.map.route(at(9, 0, 0)), Target::Ecam(at(9, 0, 0)));
+        assert_eq!(r.map.bridges.len(), 1);
+        // Root-bus devices past the model's two go to ECAM.
+        assert_eq!(
+            r.map.route(at(0, MODEL_FIRST_DEVICE + 2, 0)),
+            Target::Ecam(at(0, MODEL_FIRST_DEVICE + 2, 0))
+        );
+    }
+}
