@@ -599,6 +599,29 @@ pub struct Rpc<'b> {
     trace: TraceRing<RpcTrace, 16, { RpcTrace::KINDS }>,
 }
 
+/// An [`Rpc`] set aside without its receive buffer ([`Rpc::park`]).
+#[derive(Debug)]
+pub struct ParkedRpc {
+    tx: Tx,
+    rx: Rx,
+    sequence: u32,
+    trace: TraceRing<RpcTrace, 16, { RpcTrace::KINDS }>,
+}
+
+impl ParkedRpc {
+    /// The channel again, receiving into `buf` (the same size rules as [`Rpc::new`]); the
+    /// sequence counter and trace carry on where [`Rpc::park`] left them.
+    pub fn resume(self, buf: &mut [u8]) -> Rpc<'_> {
+        Rpc {
+            tx: self.tx,
+            rx: self.rx,
+            buf,
+            sequence: self.sequence,
+            trace: self.trace,
+        }
+    }
+}
+
 /// [`TxSignal`] for the driver: the doorbell is `NV_PGSP_QUEUE_HEAD(0)`, a full ring is polled
 /// until [`SEND_TIMEOUT_NS`].
 struct Doorbell<'h> {
@@ -633,6 +656,19 @@ impl<'b> Rpc<'b> {
             buf,
             sequence: 0,
             trace: TraceRing::new(),
+        }
+    }
+
+    /// Set the receive buffer aside and keep the rest (queue ends, sequence, trace): for a
+    /// server whose receive buffer lives in the same struct as the channel (a PD handler owns
+    /// both and cannot hold a borrow of itself). Nothing is pending in the buffer between calls:
+    /// every call returns with its message consumed.
+    pub fn park(self) -> ParkedRpc {
+        ParkedRpc {
+            tx: self.tx,
+            rx: self.rx,
+            sequence: self.sequence,
+            trace: self.trace,
         }
     }
 

@@ -264,6 +264,25 @@ fn static_info_reply_is_matched_and_events_before_it_are_dispatched_in_order() {
 }
 
 #[test]
+fn a_parked_channel_resumes_on_another_buffer_with_its_sequence() {
+    let (rpc, mut gsp, _shm) = setup(Box::new(|m, _, tx| {
+        let s = GspStaticConfigInfo::new_zeroed();
+        gsp_send(tx, 65, m.rpc.sequence, 0, s.as_bytes());
+    }));
+    let (mut mmio, mut sink) = (MapMmio::default(), Sink::default());
+    // Park after each call and resume on a fresh buffer every time: the sequence carries on.
+    let mut parked = Some(rpc.park());
+    for round in 0..3u32 {
+        let mut buf = vec![0u8; MAX_PAYLOAD];
+        let mut rpc = parked.take().unwrap().resume(&mut buf);
+        rpc.get_static_info(&mut mmio, &mut gsp, &mut sink).unwrap();
+        parked = Some(rpc.park());
+        assert_eq!(gsp.seen.last().unwrap().0.sequence, round);
+    }
+    assert_eq!(mmio.doorbells, 3);
+}
+
+#[test]
 fn rm_alloc_and_control_send_their_params_and_copy_back_the_reply() {
     let (mut rpc, mut gsp, _shm) = setup(Box::new(|m, body, tx| match m.rpc.function {
         103 => {
