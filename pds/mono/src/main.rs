@@ -62,6 +62,9 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
 }
 
 fn main() -> ExitCode {
+    // The plan's times count from here: the system's start.
+    #[cfg(feature = "fault-injection")]
+    mono::campaign::stamp_epoch();
     hosted::logger::init("mono");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut args = match parse(&args) {
@@ -78,7 +81,14 @@ fn main() -> ExitCode {
     };
     // A panic anywhere is the end of everything: abort, as an isolated PD would.
     std::panic::set_hook(Box::new(|info| {
-        log::error!("mono: panicked: {info}");
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info.location().map(ToString::to_string).unwrap_or_default();
+        log::error!("mono: panicked at {at}: {msg}");
         std::process::abort();
     }));
     let path = Path::new(&args.system);

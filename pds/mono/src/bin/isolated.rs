@@ -6,5 +6,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The runtime stamps the plan's epoch; its PDs inherit the stamped plan (and keep it).
+    mono::campaign::stamp_epoch();
     hosted::main(&mono::campaign::programs())
 }

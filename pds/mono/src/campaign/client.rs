@@ -1,7 +1,6 @@
-//! The fault campaign's side of the system: its client program and the program tables of both
-//! compositions (the product's table with `client.elf` replaced, every server unchanged).
+//! The campaign client program (`client.elf` in the campaign's tables).
 //!
-//! The campaign client runs the demo clients' exchange (see [`exchange`]) every [`STEP_NS`], from
+//! It runs the demo clients' exchange (see [`exchange`]) every [`STEP_NS`], from
 //! its timer, until the plan's `end`, and judges every exchange: served, refused with a clean
 //! error (the call failed, or a server answered an error), or answered with wrong data. It also
 //! keeps a canary: a page of its ioctl buffer (shared with drm) that it never hands to anyone, so
@@ -9,7 +8,7 @@
 //!
 //! The plan's fault entries cut the run into windows, one per distinct fault time (window 0 is
 //! the warm-up before the first fault). At the end of each window the client logs one line the
-//! campaign reads (`xtask/src/faults.rs`):
+//! campaign reads ([`super::session`]):
 //!
 //! ```text
 //! client0: window 3 ok 61 errors 2 wrong 0 corrupt 0 outage-us 10512 healthy-before 1 ok-at-end 1
@@ -17,16 +16,18 @@
 //!
 //! `outage-us` runs from the window's first failed exchange to the first good one after its last
 //! failure (or to the window's end if none came). After `end` it waits [`SETTLE_NS`], makes one
-//! last exchange (so every server on the path sees an event after the plan's `report` entries),
+//! last job (so every server on the path sees an event after the plan's `report` entries),
 //! logs `campaign done` and reports its verdict: pass unless a canary changed or nothing was
 //! ever served.
 
+use drm_api::errno::Errno;
+use drm_api::transport::DrmClient;
 use pd_core::faults::{Item, Plan, PLAN_ENV};
 use pd_core::shm::{ReadWrite, Region};
 use pd_core::{Channel, Handler, Kernel, Verdict};
-use pd_programs::relay::{echo, EchoError, WORDS};
+use pd_programs::drm_job::{self, Views};
+use pd_programs::regions::rw;
 use pd_programs::sys::{client0, client1, RegionDecl};
-use pd_programs::{Program, Role};
 
 /// One exchange every 2 ms per client.
 pub const STEP_NS: u64 = 2_000_000;
@@ -39,52 +40,34 @@ pub const CANARY_OFFSET: usize = 0xf000;
 /// The canary's length.
 pub const CANARY_LEN: usize = 0x1000;
 
-/// The campaign's program table for `system.xml`: the product's programs with the campaign client
-/// as `client.elf`.
-pub fn programs() -> Vec<Program> {
-    pd_programs::PROGRAMS
-        .iter()
-        .map(|p| match p.image {
-            "client.elf" => pd_programs::program!("client.elf" => init, Role::Workload),
-            _ => *p,
-        })
-        .collect()
-}
-
-/// What one exchange came to.
+/// What one job came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exchange {
-    /// Served and checked.
+    /// Done and its bytes checked.
     Served,
-    /// A clean error: the call failed or a server refused.
+    /// A clean error (an errno).
     Refused,
-    /// Answered with wrong data (detected by the check).
+    /// The copied bytes were wrong.
     Wrong,
 }
 
-/// The demo clients' exchange, once (`pd_programs::client::workload`'s loop body): fresh request
-/// words into the ioctl buffer, an echo down the whole stack, every answer checked. When the DRM
-/// workload replaces the echo, this is the one function to follow it.
+/// The demo clients' DRM job, once (`pd_programs::drm_job::run`, what
+/// `pd_programs::client::workload` repeats), with a fresh seed from `x`.
 pub fn exchange(
     k: &mut dyn Kernel,
-    drm: Channel,
-    ioctl: &Region<ReadWrite>,
+    drm: &mut DrmClient,
+    views: &Views,
     x: &mut u64,
+    verbose: bool,
 ) -> Exchange {
-    let mut words = [0u64; WORDS];
-    for w in &mut words {
-        *x ^= *x << 13;
-        *x ^= *x >> 7;
-        *x ^= *x << 17;
-        *w = *x;
-    }
-    for (i, w) in words.iter().enumerate() {
-        let _ = ioctl.write(i * 8, w);
-    }
-    match echo(k, drm, &words) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    match drm_job::run(k, drm, views, *x, verbose) {
         Ok(()) => Exchange::Served,
-        Err(EchoError::Ipc(_) | EchoError::Refused(_)) => Exchange::Refused,
-        Err(EchoError::Wrong) => Exchange::Wrong,
+        // The job's own check: the copied bytes are not the source's.
+        Err(Errno::EIO) => Exchange::Wrong,
+        Err(_) => Exchange::Refused,
     }
 }
 
@@ -111,7 +94,9 @@ enum Phase {
 /// The campaign client PD.
 #[derive(Debug)]
 pub struct Client {
-    drm: Channel,
+    /// The client's DRM transport and its VRAM window and DMA pool (`None`: not a client PD).
+    io: Option<(DrmClient, Views)>,
+    /// A second view of the ioctl buffer, for the canary.
     ioctl: Region<ReadWrite>,
     /// Absolute start times of windows 1.. (the distinct fault times), ascending.
     boundaries: Vec<u64>,
@@ -120,16 +105,26 @@ pub struct Client {
     tally: Window,
     last_ok: bool,
     served_total: u64,
+    wrong_total: u64,
     corrupt_total: u64,
     x: u64,
     canary: u64,
     phase: Phase,
 }
 
-fn config(name: &str) -> Option<(Channel, RegionDecl)> {
+/// A client's channel to drm and its ioctl buffer, VRAM window and DMA pool (as the demo client's).
+fn config(name: &str) -> Option<(Channel, [RegionDecl; 3])> {
+    use client0::regions as r0;
+    use client1::regions as r1;
     match name {
-        client0::NAME => Some((client0::channels::DRM, client0::regions::CLIENT0_IOCTL)),
-        client1::NAME => Some((client1::channels::DRM, client1::regions::CLIENT1_IOCTL)),
+        client0::NAME => Some((
+            client0::channels::DRM,
+            [r0::CLIENT0_IOCTL, r0::CLIENT0_VRAM, r0::CLIENT0_DMA],
+        )),
+        client1::NAME => Some((
+            client1::channels::DRM,
+            [r1::CLIENT1_IOCTL, r1::CLIENT1_VRAM, r1::CLIENT1_DMA],
+        )),
         _ => None,
     }
 }
@@ -186,21 +181,23 @@ fn canary_sum(ioctl: &Region<ReadWrite>) -> Option<u64> {
 pub fn init(k: &mut dyn Kernel) -> Client {
     let now = k.now_ns();
     let (boundaries, end_ns) = schedule(now);
-    let (drm, ioctl) = match config(k.pd_name()) {
-        Some((drm, decl)) => (drm, pd_programs::regions::rw(decl)),
+    let (io, ioctl) = match config(k.pd_name()) {
+        Some((drm, [ioctl, vram, dma])) => {
+            let views = Views {
+                vram: rw(vram),
+                dma: rw(dma),
+            };
+            let ioctl = rw(ioctl);
+            (Some((DrmClient::new(drm, ioctl.alias()), views)), ioctl)
+        }
         None => {
-            log::error!(
-                "{}: no campaign client configuration for this PD",
-                k.pd_name()
-            );
+            log::error!("{}: not a campaign client PD", k.pd_name());
             let _ = k.report_verdict(Verdict::Fail);
-            (
-                Channel::new(0),
-                pd_programs::regions::rw(RegionDecl {
-                    size: 0,
-                    ..client0::regions::CLIENT0_IOCTL
-                }),
-            )
+            let none = RegionDecl {
+                size: 0,
+                ..client0::regions::CLIENT0_IOCTL
+            };
+            (None, rw(none))
         }
     };
     let seed = now ^ 0x5eed;
@@ -215,8 +212,13 @@ pub fn init(k: &mut dyn Kernel) -> Client {
         end_ns.saturating_sub(now) / 1_000_000
     );
     let _ = k.set_timeout(now);
+    let phase = if io.is_some() {
+        Phase::Running
+    } else {
+        Phase::Done
+    };
     Client {
-        drm,
+        io,
         ioctl,
         boundaries,
         end_ns,
@@ -227,10 +229,11 @@ pub fn init(k: &mut dyn Kernel) -> Client {
         },
         last_ok: true,
         served_total: 0,
+        wrong_total: 0,
         corrupt_total: 0,
         x: seed | 1,
         canary,
-        phase: Phase::Running,
+        phase,
     }
 }
 
@@ -272,6 +275,7 @@ impl Client {
             Exchange::Refused | Exchange::Wrong => {
                 if outcome == Exchange::Wrong {
                     t.wrong += 1;
+                    self.wrong_total += 1;
                 } else {
                     t.errors += 1;
                 }
@@ -298,18 +302,26 @@ impl Client {
         self.canary = canary_sum(&self.ioctl).filter(|_| laid).unwrap_or(0);
     }
 
+    fn job(&mut self, k: &mut dyn Kernel) -> Exchange {
+        match self.io.as_mut() {
+            Some((drm, views)) => exchange(k, drm, views, &mut self.x, false),
+            None => Exchange::Refused,
+        }
+    }
+
     fn finish(&mut self, k: &mut dyn Kernel) {
-        let last = exchange(k, self.drm, &self.ioctl, &mut self.x);
+        let last = self.job(k);
         self.check_canary(k);
-        let verdict = if self.served_total > 0 && self.corrupt_total == 0 {
+        let verdict = if self.served_total > 0 && self.corrupt_total == 0 && self.wrong_total == 0 {
             Verdict::Pass
         } else {
             Verdict::Fail
         };
         log::info!(
-            "{}: campaign done: {} served, {} corrupted buffers, last exchange {last:?}",
+            "{}: campaign done: {} jobs served, {} with wrong bytes, {} canary changes, last job {last:?}",
             k.pd_name(),
             self.served_total,
+            self.wrong_total,
             self.corrupt_total
         );
         self.phase = Phase::Done;
@@ -336,7 +348,7 @@ impl Handler for Client {
                 while self.boundaries.get(self.window).is_some_and(|&b| now >= b) {
                     self.close_window(k, now);
                 }
-                let outcome = exchange(k, self.drm, &self.ioctl, &mut self.x);
+                let outcome = self.job(k);
                 let after = k.now_ns();
                 self.record(outcome, after);
                 self.check_canary(k);
@@ -351,24 +363,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_campaign_table_swaps_only_the_client() {
-        let t = programs();
-        assert_eq!(t.len(), pd_programs::PROGRAMS.len());
-        for (a, b) in t.iter().zip(pd_programs::PROGRAMS) {
-            assert_eq!((a.image, a.role), (b.image, b.role));
-            assert_eq!(
-                a.start as usize == b.start as usize,
-                a.image != "client.elf",
-                "{}",
-                a.image
-            );
-        }
-    }
-
-    #[test]
     fn outages_run_from_the_first_failure_to_the_recovery() {
         let mut c = Client {
-            drm: Channel::new(0),
+            io: None,
             ioctl: Region::from_static(vec![0u8; 0x10000].leak()),
             boundaries: vec![],
             end_ns: 0,
@@ -376,6 +373,7 @@ mod tests {
             tally: Window::default(),
             last_ok: true,
             served_total: 0,
+            wrong_total: 0,
             corrupt_total: 0,
             x: 1,
             canary: 0,

@@ -1,0 +1,176 @@
+//! `faults [OPTIONS]`: the isolation campaign (`cargo xtask faults` runs it): seeded faults in
+//! both compositions, a report in `--out`, and one summary line on stdout, last:
+//!
+//! `faults runs N isolated-survival P% monolithic-survival Q% leaked-pages L corrupted-buffers C`
+//!
+//! Exit status 0 when the isolated composition kept its promise (every run survived, nothing
+//! leaked, no buffer changed), 1 when not, 2 on bad arguments or binaries that do not start.
+
+use mono::campaign::catalogue::Kind;
+use mono::campaign::schedule::Config;
+use mono::campaign::session::Composition;
+use mono::campaign::{report, Binaries};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: faults [OPTIONS]
+
+  --runs N          runs per composition (default 1000)
+  --seed S          seed of everything random (default 1)
+  --jobs J          sessions at a time (default 2)
+  --kinds K,K,...   only these fault kinds: panic wild-read wild-write hang corrupt-reply oom
+                    gsp-crash gsp-garbage (default all)
+  --warmup DUR      system start to first fault (default 300ms)
+  --window DUR      one run's window (default 150ms; a hang's adds the watchdog)
+  --watchdog DUR    PPC watchdog / hang detector (default 250ms)
+  --per-session N   most runs per boot (default 16)
+  --out DIR         report folder (default reports/isolation)
+  --system FILE     system description (default system.xml)
+  --bin-dir DIR     where the isolated and mono binaries are (default: beside this one)
+";
+
+struct Args {
+    config: Config,
+    out: PathBuf,
+    bins: Binaries,
+    argv: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Option<Args>, String> {
+    let here = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut bin_dir = here.parent().map(PathBuf::from).unwrap_or_default();
+    let mut config = Config::default();
+    let (mut out, mut system) = (
+        PathBuf::from("reports/isolation"),
+        PathBuf::from("system.xml"),
+    );
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-h" || a == "--help" {
+            return Ok(None);
+        }
+        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+        let bad = || format!("bad value for {a}: {v}");
+        let dur = || hosted::runtime::options::parse_duration(v).ok_or_else(bad);
+        let num = || v.parse::<usize>().map_err(|_| bad());
+        match a.as_str() {
+            "--runs" => config.runs = num()?,
+            "--seed" => config.seed = v.parse().map_err(|_| bad())?,
+            "--jobs" => config.jobs = num()?.max(1),
+            "--per-session" => config.per_session = num()?.max(1),
+            "--warmup" => config.warmup_ns = dur()?,
+            "--window" => config.window_ns = dur()?,
+            "--watchdog" => config.watchdog_ns = dur()?,
+            "--kinds" => {
+                config.kinds = v
+                    .split(',')
+                    .map(|k| Kind::from_name(k).ok_or_else(|| format!("unknown fault kind {k}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--out" => out = PathBuf::from(v),
+            "--system" => system = PathBuf::from(v),
+            "--bin-dir" => bin_dir = PathBuf::from(v),
+            _ => return Err(format!("unknown option {a}")),
+        }
+    }
+    let bins = Binaries {
+        isolated: bin_dir.join("isolated"),
+        mono: bin_dir.join("mono"),
+        system,
+    };
+    Ok(Some(Args {
+        config,
+        out,
+        bins,
+        argv: args.to_vec(),
+    }))
+}
+
+/// `git describe`-like: the commit and whether the tree had changes.
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("{head} (with uncommitted changes)")
+    } else {
+        head
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse(&argv) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("faults: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let c = &args.config;
+    eprintln!(
+        "faults: {} runs per composition, seed {}, {} sessions at a time",
+        c.runs, c.seed, c.jobs
+    );
+    let campaign = match mono::campaign::run_campaign(&args.bins, &args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "faults: cannot run {} / {}: {e}",
+                args.bins.isolated.display(),
+                args.bins.mono.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut command = String::from("cargo xtask faults");
+    for a in &args.argv {
+        command.push(' ');
+        command.push_str(a);
+    }
+    let meta = [
+        ("command".to_owned(), format!("`{command}`")),
+        ("commit".to_owned(), commit()),
+        ("system".to_owned(), args.bins.system.display().to_string()),
+    ];
+    if let Err(e) = report::write(&campaign, &args.out, &meta) {
+        eprintln!(
+            "faults: cannot write the report to {}: {e}",
+            args.out.display()
+        );
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "faults: report in {} (REPORT.md, survival.svg, runs.csv)",
+        args.out.display()
+    );
+    if !campaign.unjudged.is_empty() {
+        eprintln!(
+            "faults: {} runs could not be judged (see the report)",
+            campaign.unjudged.len()
+        );
+    }
+    println!("{}", report::summary_line(&campaign));
+    let iso = report::tally(&campaign, Composition::Isolated, |_| true);
+    let kept = iso.survived == iso.runs
+        && report::leaked_pages(&campaign, Composition::Isolated) == 0
+        && report::corrupted_buffers(&campaign, Composition::Isolated) == 0;
+    if kept {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

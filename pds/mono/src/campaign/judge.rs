@@ -1,0 +1,545 @@
+//! Each run's verdict, from its session's log: did the system survive the fault, did the clients
+//! recover and how fast, what leaked, what changed that should not have.
+//!
+//! A run **survived** when, in its window: every client stayed up and was served again by the
+//! window's end; clients that do not depend on the faulted PD saw no error at all; no client's
+//! canary changed; and no PD died but the faulted one (its *blast radius*). Errors the clients of
+//! the faulted PD saw meanwhile are the clean errors isolation promises; how long they lasted is
+//! the run's recovery time. A run whose fault never fired, or that a previous run's failure
+//! spoiled (a client already failing when the window began), is not judged: it goes into a later
+//! session, at most [`ATTEMPTS`] times.
+
+use super::catalogue::Kind;
+use super::schedule::{pack, Config, Run, Session};
+use super::session::{self, Composition, Event, Exit, Output, WindowLine};
+use super::{served_by, Binaries};
+use pd_programs::Role;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How often a run may go unjudged before the campaign reports it as such.
+pub const ATTEMPTS: usize = 3;
+
+/// A judged run's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The system survived the fault.
+    Survived,
+    /// It did not: why.
+    Failed(String),
+}
+
+/// One judged run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunResult {
+    /// The run.
+    pub run: Run,
+    /// Where it ran.
+    pub composition: Composition,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Some client saw errors (the fault was visible to clients).
+    pub visible: bool,
+    /// The longest client outage, when there was one and it ended.
+    pub recovery_us: Option<u64>,
+    /// Canary changes in any client.
+    pub corrupt: u64,
+    /// Wrong answers the clients detected.
+    pub wrong: u64,
+    /// PDs that died in the window besides the faulted one.
+    pub also_faulted: Vec<String>,
+}
+
+impl RunResult {
+    /// Whether it survived.
+    pub fn survived(&self) -> bool {
+        self.verdict == Verdict::Survived
+    }
+}
+
+/// One session's totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// Where.
+    pub composition: Composition,
+    /// The runs it held.
+    pub runs: Vec<usize>,
+    /// DMA pages held at the end beyond what was held before the first fault, over the PDs that
+    /// reported both.
+    pub leaked_dma_pages: u64,
+    /// VRAM pages, likewise.
+    pub leaked_vram_pages: u64,
+    /// The PDs that reported usage before and after.
+    pub usage_sources: Vec<String>,
+    /// How it ended.
+    pub exit: Exit,
+    /// How long it took.
+    pub wall: Duration,
+}
+
+/// A run the campaign could not judge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unjudged {
+    /// The run.
+    pub run: Run,
+    /// Where.
+    pub composition: Composition,
+    /// Why (the last attempt's reason).
+    pub why: String,
+}
+
+/// Everything a campaign found.
+#[derive(Debug, Clone, Default)]
+pub struct Campaign {
+    /// How it ran.
+    pub config: Config,
+    /// Judged runs, both compositions.
+    pub results: Vec<RunResult>,
+    /// Sessions, both compositions.
+    pub sessions: Vec<SessionSummary>,
+    /// Runs left unjudged.
+    pub unjudged: Vec<Unjudged>,
+    /// Wall-clock time per composition.
+    pub wall: BTreeMap<Composition, Duration>,
+}
+
+/// A slot's judgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Judgement {
+    Judged(RunResult),
+    Retry(String),
+}
+
+/// The workload PDs (the campaign's clients).
+fn clients() -> Vec<&'static str> {
+    let table = super::programs();
+    pd_programs::sys::system::PDS
+        .iter()
+        .filter(|d| {
+            pd_programs::find(&table, d.program_image).map(|p| p.role) == Some(Role::Workload)
+        })
+        .map(|d| d.name)
+        .collect()
+}
+
+fn describe(exit: Exit) -> String {
+    match exit {
+        Exit::Signal(6) => "the process aborted (SIGABRT)".into(),
+        Exit::Signal(11) => "the process took a VM fault (SIGSEGV)".into(),
+        Exit::Signal(7) => "the process took a bus error (SIGBUS)".into(),
+        Exit::Signal(s) => format!("the process was killed by signal {s}"),
+        Exit::Code(c) => format!("the process exited with status {c}"),
+        Exit::Overdue => "the process hung past its deadline and was killed".into(),
+    }
+}
+
+/// A session's judgements and totals.
+type Judged = (Vec<(Run, Judgement)>, SessionSummary);
+
+/// Judge every run of `session` from `out`.
+fn judge(
+    session: &Session,
+    comp: Composition,
+    out: &Output,
+) -> (Vec<(Run, Judgement)>, SessionSummary) {
+    let events: Vec<Event> = out.lines.iter().filter_map(|l| session::parse(l)).collect();
+    let clients = clients();
+    let fatal = events.iter().find_map(|e| match e {
+        Event::Fatal(why) => Some(why.clone()),
+        _ => None,
+    });
+    let ended = match (fatal, out.exit) {
+        (Some(why), Exit::Code(_) | Exit::Overdue) => why,
+        (Some(why), exit) => format!("{}: {why}", describe(exit)),
+        (None, exit) => describe(exit),
+    };
+    // Where each slot's fault fired, by position in the log.
+    let fired: Vec<Option<usize>> = session
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            let from = slot.at_ns / 1_000;
+            let to = session.slots.get(i + 1).map_or(u64::MAX, |n| n.at_ns / 1_000);
+            let action = slot.run.action.to_string();
+            events.iter().position(|e| {
+                matches!(e, Event::Injected { pd, action: a, at_us }
+                    if pd == slot.run.target.inject_in && *a == action && (from..to).contains(at_us))
+            })
+        })
+        .collect();
+    let window = |client: &str, index: usize| {
+        events.iter().find_map(|e| match e {
+            Event::Window { client: c, line } if c == client && line.index == index => Some(*line),
+            _ => None,
+        })
+    };
+    let mut judged = Vec::new();
+    for (i, slot) in session.slots.iter().enumerate() {
+        let run = slot.run;
+        let lines: Vec<(&str, Option<WindowLine>)> =
+            clients.iter().map(|&c| (c, window(c, i + 1))).collect();
+        let Some(at) = fired.get(i).copied().flatten() else {
+            let why = if lines.iter().all(|(_, w)| w.is_some()) {
+                format!(
+                    "did not fire: {} handled no event in its window",
+                    run.target.inject_in
+                )
+            } else {
+                format!("not reached: {ended} before its window")
+            };
+            judged.push((run, Judgement::Retry(why)));
+            continue;
+        };
+        let next = fired
+            .iter()
+            .skip(i + 1)
+            .flatten()
+            .next()
+            .copied()
+            .unwrap_or(events.len());
+        let deaths: Vec<String> = events
+            .get(at..next)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Faulted { pd, .. } => Some(pd.clone()),
+                _ => None,
+            })
+            .collect();
+        let expected = run.target.kind.kills_the_pd().then_some(run.target.pd);
+        let mut also: Vec<String> = deaths
+            .into_iter()
+            .filter(|d| Some(d.as_str()) != expected)
+            .collect();
+        also.sort();
+        also.dedup();
+        let mut problems = Vec::new();
+        let served = served_by(run.target.pd);
+        let (mut visible, mut recovery, mut corrupt, mut wrong) = (false, 0u64, 0u64, 0u64);
+        for &(client, w) in &lines {
+            let Some(w) = w else {
+                problems.push(format!("{client} stopped: {ended}"));
+                continue;
+            };
+            if !w.healthy_before {
+                judged.push((
+                    run,
+                    Judgement::Retry(format!("spoiled: {client} was failing before the fault")),
+                ));
+                problems.clear();
+                break;
+            }
+            (corrupt, wrong) = (corrupt + w.corrupt, wrong + w.wrong);
+            if w.corrupt > 0 {
+                problems.push(format!("{client}'s buffer changed"));
+            }
+            if w.errors + w.wrong > 0 {
+                visible = true;
+                recovery = recovery.max(w.outage_us);
+                if !served.contains(&client) {
+                    problems.push(format!(
+                        "{client}, not served by {}, saw errors",
+                        run.target.pd
+                    ));
+                }
+            }
+            if !w.ok_at_end {
+                problems.push(format!(
+                    "{client} not served again within {} ms",
+                    slot.window_ns / 1_000_000
+                ));
+            }
+        }
+        if judged
+            .last()
+            .is_some_and(|(r, j)| r.id == run.id && matches!(j, Judgement::Retry(_)))
+        {
+            continue;
+        }
+        if !also.is_empty() {
+            problems.push(format!("also died: {}", also.join(", ")));
+        }
+        let all_back = lines.iter().all(|(_, w)| w.is_some_and(|w| w.ok_at_end));
+        let verdict = if problems.is_empty() {
+            Verdict::Survived
+        } else {
+            Verdict::Failed(problems.join("; "))
+        };
+        judged.push((
+            run,
+            Judgement::Judged(RunResult {
+                run,
+                composition: comp,
+                verdict,
+                visible,
+                recovery_us: (visible && all_back).then_some(recovery),
+                corrupt,
+                wrong,
+                also_faulted: also,
+            }),
+        ));
+    }
+    // Usage as the plan's `report` entries asked for it (a PD may log usage at other times
+    // too): before the first fault, and after the end.
+    let first_us = session.slots.first().map_or(u64::MAX, |s| s.at_ns / 1_000);
+    let end_us = session.end_ns / 1_000;
+    let mut asked: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut before: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut after: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for e in &events {
+        match e {
+            Event::Injected { pd, action, at_us } if action == "report" => {
+                asked.insert(pd.as_str(), *at_us);
+            }
+            Event::Usage {
+                pd,
+                dma_pages,
+                vram_pages,
+            } => match asked.remove(pd.as_str()) {
+                Some(at) if at < first_us => {
+                    before.insert(pd.as_str(), (*dma_pages, *vram_pages));
+                }
+                Some(at) if at >= end_us => {
+                    after.insert(pd.as_str(), (*dma_pages, *vram_pages));
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    let (mut dma, mut vram, mut sources) = (0, 0, Vec::new());
+    for (pd, (d0, v0)) in &before {
+        if let Some((d1, v1)) = after.get(pd) {
+            dma += d1.saturating_sub(*d0);
+            vram += v1.saturating_sub(*v0);
+            sources.push((*pd).to_owned());
+        }
+    }
+    let summary = SessionSummary {
+        composition: comp,
+        runs: session.slots.iter().map(|s| s.run.id).collect(),
+        leaked_dma_pages: dma,
+        leaked_vram_pages: vram,
+        usage_sources: sources,
+        exit: out.exit,
+        wall: out.wall,
+    };
+    (judged, summary)
+}
+
+/// Run `runs` in `comp`, `config.jobs` sessions at a time, re-running unjudged runs; every run ends
+/// up judged or in the campaign's unjudged list.
+///
+/// # Errors
+/// When a composition's binary cannot be started.
+pub fn run_all(
+    bins: &Binaries,
+    comp: Composition,
+    runs: &[Run],
+    config: &Config,
+    into: &mut Campaign,
+) -> std::io::Result<()> {
+    let started = std::time::Instant::now();
+    let mut queue: Vec<(Run, usize)> = runs.iter().map(|&r| (r, 0)).collect();
+    while !queue.is_empty() {
+        let batch: Vec<Run> = queue.iter().map(|(r, _)| *r).collect();
+        let attempts: BTreeMap<usize, usize> = queue.iter().map(|(r, a)| (r.id, *a)).collect();
+        let sessions: VecDeque<Session> = pack(&batch, comp, config).into();
+        let total = sessions.len();
+        let todo = Mutex::new(sessions);
+        let done: Mutex<Vec<Judged>> = Mutex::new(Vec::new());
+        let error: Mutex<Option<std::io::Error>> = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..config.jobs.max(1) {
+                s.spawn(|| loop {
+                    let next = todo.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some(session) = next else { break };
+                    match session::run(bins, comp, &session, config) {
+                        Ok(out) => {
+                            let judged = judge(&session, comp, &out);
+                            if let Ok(mut d) = done.lock() {
+                                d.push(judged);
+                                eprint!(
+                                    "\rfaults: {} sessions {}/{total}   ",
+                                    comp.name(),
+                                    d.len()
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut slot) = error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        eprintln!();
+        if let Some(e) = error.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        queue.clear();
+        for (judged, summary) in done.into_inner().unwrap_or_default() {
+            into.sessions.push(summary);
+            for (run, j) in judged {
+                match j {
+                    Judgement::Judged(r) => into.results.push(r),
+                    Judgement::Retry(why) => {
+                        let tried = attempts.get(&run.id).copied().unwrap_or(0) + 1;
+                        if tried < ATTEMPTS {
+                            queue.push((run, tried));
+                        } else {
+                            into.unjudged.push(Unjudged {
+                                run,
+                                composition: comp,
+                                why,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        queue.sort_by_key(|(r, _)| r.id);
+    }
+    into.results.sort_by_key(|r| (r.composition, r.run.id));
+    *into.wall.entry(comp).or_default() += started.elapsed();
+    Ok(())
+}
+
+/// Whether `kind` is one the isolated composition must always contain (the platform's promise,
+/// whatever the servers do): a PD that dies or hangs is restarted and its clients recover.
+pub const fn must_be_contained(kind: Kind) -> bool {
+    kind.kills_the_pd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::catalogue::{self, Target};
+    use crate::campaign::schedule::{self, Slot};
+
+    fn session(kinds: &[(Kind, &'static str)]) -> Session {
+        let mut at = 300_000_000;
+        let slots = kinds
+            .iter()
+            .enumerate()
+            .map(|(id, &(kind, pd))| {
+                let target = Target {
+                    kind,
+                    pd,
+                    inject_in: pd,
+                };
+                let s = Slot {
+                    run: schedule::Run {
+                        id,
+                        target,
+                        action: catalogue::action(target, 0),
+                        nth: 1,
+                    },
+                    at_ns: at,
+                    window_ns: 150_000_000,
+                };
+                at += 150_000_000;
+                s
+            })
+            .collect();
+        Session { slots, end_ns: at }
+    }
+
+    fn out(lines: &[&str], exit: Exit) -> Output {
+        Output {
+            lines: lines.iter().map(|s| s.to_string()).collect(),
+            exit,
+            wall: Duration::from_secs(1),
+        }
+    }
+
+    fn verdicts(j: &[(Run, Judgement)]) -> Vec<String> {
+        j.iter()
+            .map(|(_, j)| match j {
+                Judgement::Judged(r) => match &r.verdict {
+                    Verdict::Survived => format!("survived {:?}", r.recovery_us),
+                    Verdict::Failed(why) => format!("failed: {why}"),
+                },
+                Judgement::Retry(why) => format!("retry: {why}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_contained_crash_survives_and_a_dead_process_fails() {
+        let s = session(&[(Kind::Panic, "gpu"), (Kind::CorruptReply, "drm")]);
+        let ok = "ok 50 errors 0 wrong 0 corrupt 0 outage-us 0 healthy-before 1 ok-at-end 1";
+        let log = [
+            "alloc: warning: fault injected: report at +270000us (entry 0)".to_owned(),
+            "alloc: usage dma-pages 4 vram-pages 0".to_owned(),
+            "alloc: usage dma-pages 9 vram-pages 0".to_owned(),
+            "gpu: warning: fault injected: panic at +300100us (entry 0)".to_owned(),
+            "runtime: gpu faulted (abort); reporting to supervisor".to_owned(),
+            "client0: window 1 ok 60 errors 3 wrong 0 corrupt 0 outage-us 5100 healthy-before 1 ok-at-end 1".to_owned(),
+            "client1: window 1 ok 60 errors 2 wrong 0 corrupt 0 outage-us 4000 healthy-before 1 ok-at-end 1".to_owned(),
+            "drm: warning: fault injected: corrupt=0x1 at +450000us (entry 0)".to_owned(),
+            format!("client0: window 2 {ok}"),
+            format!("client1: window 2 {}", ok.replace("wrong 0", "wrong 1").replace("outage-us 0", "outage-us 2000")),
+            "alloc: usage dma-pages 7 vram-pages 0".to_owned(),
+            "alloc: warning: fault injected: report at +610000us (entry 3)".to_owned(),
+            "alloc: usage dma-pages 6 vram-pages 0".to_owned(),
+        ];
+        let log: Vec<&str> = log.iter().map(String::as_str).collect();
+        let (j, summary) = judge(&s, Composition::Isolated, &out(&log, Exit::Code(0)));
+        assert_eq!(verdicts(&j), ["survived Some(5100)", "survived Some(2000)"]);
+        assert_eq!(
+            (summary.leaked_dma_pages, summary.usage_sources.clone()),
+            (2, vec!["alloc".to_owned()])
+        );
+        // The same first run, monolithic: the process died in the window, the second never ran.
+        let mono = [
+            "mono: warning: gpu: fault injected: panic at +300100us (entry 0)",
+            "mono: error: panicked at pds/core/src/faults.rs:1:2: gpu: injected panic",
+        ];
+        let (j, _) = judge(&s, Composition::Monolithic, &out(&mono, Exit::Signal(6)));
+        let v = verdicts(&j);
+        assert!(
+            v[0].starts_with("failed: client0 stopped: the process aborted (SIGABRT): panicked at"),
+            "{v:?}"
+        );
+        assert!(v[1].starts_with("retry: not reached"), "{v:?}");
+    }
+
+    #[test]
+    fn blast_radius_unserved_errors_canaries_and_spoiled_windows_are_caught() {
+        let s = session(&[
+            (Kind::Hang, "gsp"),
+            (Kind::OutOfMemory, "alloc"),
+            (Kind::Panic, "pci"),
+        ]);
+        let log = [
+            "gsp: warning: fault injected: hang at +300100us (entry 0)",
+            "runtime: gsp faulted (missed its watchdog deadline); reporting to supervisor",
+            "runtime: gpu faulted (abort); reporting to supervisor",
+            "client0: window 1 ok 1 errors 3 wrong 0 corrupt 1 outage-us 100 healthy-before 1 ok-at-end 0",
+            "client1: window 1 ok 1 errors 3 wrong 0 corrupt 0 outage-us 100 healthy-before 1 ok-at-end 1",
+            "client0: window 2 ok 1 errors 0 wrong 0 corrupt 0 outage-us 0 healthy-before 0 ok-at-end 1",
+            "client1: window 2 ok 1 errors 0 wrong 0 corrupt 0 outage-us 0 healthy-before 1 ok-at-end 1",
+            "client0: window 3 ok 1 errors 0 wrong 0 corrupt 0 outage-us 0 healthy-before 1 ok-at-end 1",
+            "client1: window 3 ok 1 errors 0 wrong 0 corrupt 0 outage-us 0 healthy-before 1 ok-at-end 1",
+        ];
+        let (j, _) = judge(&s, Composition::Isolated, &out(&log, Exit::Code(0)));
+        let v = verdicts(&j);
+        assert_eq!(
+            v[0],
+            "failed: client0's buffer changed; client0 not served again within 150 ms; also died: gpu"
+        );
+        assert!(v[1].starts_with("retry: "), "{v:?}");
+        assert!(v[2].starts_with("retry: did not fire"), "{v:?}");
+    }
+
+    #[test]
+    fn only_crashes_and_hangs_must_be_contained_whatever_the_servers_do() {
+        assert!(must_be_contained(Kind::Hang) && !must_be_contained(Kind::GspCrash));
+    }
+}

@@ -1,0 +1,375 @@
+//! One session: start a composition with a session's plan, collect its log, read the events the
+//! campaign judges by.
+//!
+//! Log lines come from the hosted logger in both compositions: `pd: [level: ]message` from each
+//! PD process and `runtime: ...` from the runtime (isolated), or `mono: [level: ][pd: ]message`
+//! from the one process (monolithic). The lines of different PD processes reach the pipe in the
+//! order they were written, which is the order the campaign relies on to attribute a PD's death
+//! to the fault before it.
+
+use super::schedule::{Config, Session};
+use super::Binaries;
+use pd_core::faults::PLAN_ENV;
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which composition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Composition {
+    /// One process per PD, `system.xml` enforced, faults reported to the supervisor.
+    Isolated,
+    /// Every PD in one process.
+    Monolithic,
+}
+
+impl Composition {
+    /// Its name in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Isolated => "isolated",
+            Self::Monolithic => "monolithic",
+        }
+    }
+}
+
+/// How the composition's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+    /// It outlived its deadline and the campaign killed it.
+    Overdue,
+}
+
+/// What a session printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The log, in order.
+    pub lines: Vec<String>,
+    /// The end.
+    pub exit: Exit,
+    /// Wall-clock time from start to end.
+    pub wall: Duration,
+}
+
+/// The slack after a session's end before the campaign gives up on it.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Run `session` in `comp`.
+///
+/// # Errors
+/// When the binary cannot be started.
+pub fn run(
+    bins: &Binaries,
+    comp: Composition,
+    session: &Session,
+    config: &Config,
+) -> io::Result<Output> {
+    let (exe, mut args) = match comp {
+        Composition::Isolated => (&bins.isolated, Vec::new()),
+        Composition::Monolithic => (&bins.mono, vec!["--campaign".to_owned()]),
+    };
+    let budget = Duration::from_nanos(session.end_ns) + Duration::from_secs(5);
+    args.extend([
+        "--watchdog".to_owned(),
+        format!("{}us", config.watchdog_ns / 1_000),
+        "--timeout".to_owned(),
+        format!("{}ms", budget.as_millis()),
+    ]);
+    args.push(bins.system.display().to_string());
+    let start = Instant::now();
+    let mut child = Command::new(exe)
+        .args(&args)
+        .env(PLAN_ENV, session.plan(config))
+        .env("HOSTED_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or(io::ErrorKind::BrokenPipe)?;
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let deadline = budget + GRACE;
+    let exit = loop {
+        if let Some(status) = child.try_wait()? {
+            break match (status.code(), status.signal()) {
+                (Some(c), _) => Exit::Code(c),
+                (None, Some(s)) => Exit::Signal(s),
+                (None, None) => Exit::Code(-1),
+            };
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Exit::Overdue;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let wall = start.elapsed();
+    let lines = reader.join().unwrap_or_default();
+    Ok(Output { lines, exit, wall })
+}
+
+/// One client's tally of one window (`client::Client` logs it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowLine {
+    /// The window (0: warm-up; `i`: the session's `i`th fault).
+    pub index: usize,
+    /// Exchanges served.
+    pub ok: u64,
+    /// Clean errors.
+    pub errors: u64,
+    /// Wrong answers (detected).
+    pub wrong: u64,
+    /// Canary changes.
+    pub corrupt: u64,
+    /// Outage length.
+    pub outage_us: u64,
+    /// The exchange before the window was served.
+    pub healthy_before: bool,
+    /// The window's last exchange was served.
+    pub ok_at_end: bool,
+}
+
+/// What the campaign reads from a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A PD fired a plan entry: its action (plan syntax) and when, in µs after the epoch.
+    Injected {
+        /// The PD.
+        pd: String,
+        /// The action.
+        action: String,
+        /// When.
+        at_us: u64,
+    },
+    /// A client closed a window.
+    Window {
+        /// The client.
+        client: String,
+        /// Its tally.
+        line: WindowLine,
+    },
+    /// A client finished the workload.
+    Done {
+        /// The client.
+        client: String,
+    },
+    /// The runtime saw a PD die.
+    Faulted {
+        /// The PD.
+        pd: String,
+        /// How (the runtime's words).
+        how: String,
+    },
+    /// A PD reported what it holds.
+    Usage {
+        /// The PD.
+        pd: String,
+        /// DMA pages.
+        dma_pages: u64,
+        /// VRAM pages.
+        vram_pages: u64,
+    },
+    /// The composition gave up (`FAILED: ...`), was hung, or panicked: why.
+    Fatal(String),
+}
+
+const LEVELS: [&str; 4] = ["warning", "error", "debug", "trace"];
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `(speaker, message)`: the PD (or `runtime`, `mono`) a line is from, and its message without
+/// the level tag. In the monolithic composition the PD's name follows `mono: [level: ]`.
+fn speaker(line: &str) -> Option<(&str, &str)> {
+    let (mut who, mut rest) = line.split_once(": ")?;
+    if let Some((level, tail)) = rest.split_once(": ") {
+        if LEVELS.contains(&level) {
+            rest = tail;
+        }
+    }
+    if who == "mono" {
+        let known = |pd: &str| pd_programs::sys::system::PDS.iter().any(|d| d.name == pd);
+        if let Some((pd, tail)) = rest.split_once(": ").filter(|(pd, _)| known(pd)) {
+            (who, rest) = (pd, tail);
+        }
+    }
+    is_name(who).then_some((who, rest))
+}
+
+/// `key value key value ...` pairs of a message, by key.
+fn field(words: &[&str], key: &str) -> Option<u64> {
+    let i = words.iter().position(|w| *w == key)?;
+    words.get(i + 1)?.parse().ok()
+}
+
+/// The event a log line reports, if any.
+pub fn parse(line: &str) -> Option<Event> {
+    let (who, msg) = speaker(line)?;
+    if let Some(rest) = msg.strip_prefix("fault injected: ") {
+        let (action, tail) = rest.split_once(" at +")?;
+        let at_us = tail.split_once("us")?.0.parse().ok()?;
+        return Some(Event::Injected {
+            pd: who.to_owned(),
+            action: action.to_owned(),
+            at_us,
+        });
+    }
+    let words: Vec<&str> = msg.split_whitespace().collect();
+    match words.first().copied() {
+        Some("window") => {
+            let index = words.get(1)?.parse().ok()?;
+            return Some(Event::Window {
+                client: who.to_owned(),
+                line: WindowLine {
+                    index,
+                    ok: field(&words, "ok")?,
+                    errors: field(&words, "errors")?,
+                    wrong: field(&words, "wrong")?,
+                    corrupt: field(&words, "corrupt")?,
+                    outage_us: field(&words, "outage-us")?,
+                    healthy_before: field(&words, "healthy-before")? == 1,
+                    ok_at_end: field(&words, "ok-at-end")? == 1,
+                },
+            });
+        }
+        Some("usage") => {
+            return Some(Event::Usage {
+                pd: who.to_owned(),
+                dma_pages: field(&words, "dma-pages")?,
+                vram_pages: field(&words, "vram-pages")?,
+            })
+        }
+        Some("campaign") if words.get(1) == Some(&"done:") => {
+            return Some(Event::Done {
+                client: who.to_owned(),
+            })
+        }
+        _ => {}
+    }
+    if who == "runtime" {
+        // `runtime: gpu faulted (abort); reporting to supervisor`, and PDs without a parent:
+        // `runtime: error: gsp_model died (...) and has no parent to restart it`.
+        for verb in [" faulted (", " died ("] {
+            if let Some((pd, rest)) = msg.split_once(verb) {
+                if !pd.contains(' ') {
+                    let how = rest.split_once(')').map_or(rest, |(h, _)| h);
+                    return Some(Event::Faulted {
+                        pd: pd.to_owned(),
+                        how: how.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(why) = msg.strip_prefix("FAILED: ") {
+        return Some(Event::Fatal(why.to_owned()));
+    }
+    if who == "mono" && (msg.starts_with("watchdog: ") || msg.starts_with("panicked at ")) {
+        return Some(Event::Fatal(msg.to_owned()));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_of_both_compositions_parse_to_the_same_events() {
+        let injected = Event::Injected {
+            pd: "gpu".into(),
+            action: "wild-write=0x10".into(),
+            at_us: 401_806,
+        };
+        assert_eq!(
+            parse("gpu: warning: fault injected: wild-write=0x10 at +401806us (entry 0)"),
+            Some(injected.clone())
+        );
+        assert_eq!(
+            parse("mono: warning: gpu: fault injected: wild-write=0x10 at +401806us (entry 3)"),
+            Some(injected)
+        );
+        let w = parse("mono: client1: window 2 ok 47 errors 3 wrong 1 corrupt 0 outage-us 99480 healthy-before 1 ok-at-end 0").unwrap();
+        assert_eq!(
+            w,
+            Event::Window {
+                client: "client1".into(),
+                line: WindowLine {
+                    index: 2,
+                    ok: 47,
+                    errors: 3,
+                    wrong: 1,
+                    corrupt: 0,
+                    outage_us: 99480,
+                    healthy_before: true,
+                    ok_at_end: false
+                }
+            }
+        );
+        assert_eq!(
+            parse("runtime: gpu faulted (missed its watchdog deadline); reporting to supervisor"),
+            Some(Event::Faulted {
+                pd: "gpu".into(),
+                how: "missed its watchdog deadline".into()
+            })
+        );
+        assert_eq!(
+            parse("runtime: error: gsp_model died (abort) and has no parent to restart it"),
+            Some(Event::Faulted {
+                pd: "gsp_model".into(),
+                how: "abort".into()
+            })
+        );
+        assert_eq!(
+            parse("alloc: usage dma-pages 12 vram-pages 0"),
+            Some(Event::Usage {
+                pd: "alloc".into(),
+                dma_pages: 12,
+                vram_pages: 0
+            })
+        );
+        assert_eq!(
+            parse("mono: alloc: usage dma-pages 1 vram-pages 2")
+                .map(|e| matches!(e, Event::Usage { .. })),
+            Some(true)
+        );
+        assert_eq!(
+            parse("client0: campaign done: 3 served, 0 corrupted buffers, last exchange Served"),
+            Some(Event::Done {
+                client: "client0".into()
+            })
+        );
+        assert_eq!(
+            parse("runtime: error: FAILED: workload client0 died (abort)"),
+            Some(Event::Fatal("workload client0 died (abort)".into()))
+        );
+        assert!(matches!(
+            parse("mono: error: watchdog: no event finished for 250 ms: hung"),
+            Some(Event::Fatal(_))
+        ));
+        assert!(matches!(
+            parse("mono: error: panicked at pds/core/src/faults.rs:1:2: gpu: injected panic"),
+            Some(Event::Fatal(_))
+        ));
+        assert_eq!(parse("mono: error: gpu: something"), None);
+        assert_eq!(
+            parse("gpu: up (placeholder echo relay: 4 downstream)"),
+            None
+        );
+        assert_eq!(parse("client0: window x ok 1"), None);
+        assert_eq!(parse(""), None);
+    }
+}
