@@ -21,7 +21,7 @@
 //! Two names that end up the same identifier are an error at the second element, never a silent
 //! rename. The output is `no_std` and passes the workspace's clippy lints.
 
-use crate::{Error, Pd, System};
+use crate::{Error, MemoryRegion, Pd, System};
 use std::collections::HashSet;
 use std::fmt::Write;
 
@@ -204,19 +204,34 @@ fn children(out: &mut String, sys: &System, index: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// The region named `name` and its hosted base, or an error at the element that named it.
+fn region<'a>(
+    sys: &'a System,
+    bases: &[u64],
+    name: &str,
+    line: u32,
+    column: u32,
+    element: &str,
+) -> Result<(&'a MemoryRegion, u64), Error> {
+    let index = sys.regions.iter().position(|mr| mr.name == name);
+    match (
+        index.and_then(|i| sys.regions.get(i)),
+        index.and_then(|i| bases.get(i)),
+    ) {
+        (Some(mr), Some(&base)) => Ok((mr, base)),
+        _ => {
+            let message = format!("invalid memory region name '{name}' on '{element}'");
+            Err(Error::at(line, column, element, message))
+        }
+    }
+}
+
 fn regions(out: &mut String, sys: &System, pd: &Pd, bases: &[u64]) -> Result<(), Error> {
     let mapped_twice = repeated(pd.maps.iter().map(|m| m.mr.as_str()));
     let mut names = Names::default();
     out.push_str("    /// The memory regions it maps, named after them.\n    pub mod regions {\n");
     for map in &pd.maps {
-        let index = sys.regions.iter().position(|mr| mr.name == map.mr);
-        let (Some(mr), Some(&fake_paddr)) = (
-            index.and_then(|i| sys.regions.get(i)),
-            index.and_then(|i| bases.get(i)),
-        ) else {
-            let message = format!("invalid memory region name '{}' on 'map'", map.mr);
-            return Err(Error::at(map.line, map.column, "map", message));
-        };
+        let (mr, fake_paddr) = region(sys, bases, &map.mr, map.line, map.column, "map")?;
         let base = const_name(&map.mr, "MR_");
         let name = if mapped_twice.contains(map.mr.as_str()) {
             format!("{base}_AT_{:X}", map.vaddr)
@@ -257,20 +272,14 @@ fn paddrs(out: &mut String, sys: &System, pd: &Pd, bases: &[u64]) -> Result<(), 
     );
     out.push_str("    pub mod paddrs {\n");
     for setvar in &pd.setvars {
-        let index = sys
-            .regions
-            .iter()
-            .position(|mr| mr.name == setvar.region_paddr);
-        let (Some(mr), Some(&fake_paddr)) = (
-            index.and_then(|i| sys.regions.get(i)),
-            index.and_then(|i| bases.get(i)),
-        ) else {
-            let message = format!(
-                "invalid memory region name '{}' on 'setvar'",
-                setvar.region_paddr
-            );
-            return Err(Error::at(setvar.line, setvar.column, "setvar", message));
-        };
+        let (mr, fake_paddr) = region(
+            sys,
+            bases,
+            &setvar.region_paddr,
+            setvar.line,
+            setvar.column,
+            "setvar",
+        )?;
         let name = const_name(&setvar.symbol, "SYM_");
         names.claim(&name, setvar.line, setvar.column, "setvar")?;
         let _ = writeln!(
