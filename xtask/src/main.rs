@@ -2,6 +2,7 @@
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod faults;
 mod image;
 mod libdrm;
 
@@ -12,6 +13,9 @@ usage: cargo xtask <command>
                       when both pass. --kill PD@TIME[:SIG] kills a PD mid-run (e.g. gpu@300ms)
                       to show supervision; `cargo xtask run --help` lists every option
   test                run the whole test suite (what CI runs)
+  faults [--runs N] [--seed S] [OPTIONS]
+                      fault-injection campaign, isolated vs monolithic; writes
+                      reports/isolation/ and ends with `faults runs N isolated-survival P% ...`
   bench NAME          run a benchmark; ends with `ratio NAME VALUE goal OP TARGET` lines
                       names: hop pci dma fw gspq ioctl sel4
   libdrm-demo [--kill-gpu]
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         ),
         Some("test") => test(),
         Some("bench") => bench::run(&rest),
+        Some("faults") => faults::run(&rest),
         Some("libdrm-demo") => libdrm::demo(&rest),
         // Decode saved lspci dumps with the PCI server's own probe (pci-server/src/bin/lspci.rs).
         Some("lspci") => {
