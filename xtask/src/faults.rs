@@ -47,6 +47,9 @@ pub fn run(args: &[&str]) -> ExitCode {
         args,
     );
     // Stderr: stdout ends with the summary line.
-    eprintln!("xtask: faults took {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask: faults took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     code
 }
