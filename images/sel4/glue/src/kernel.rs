@@ -153,6 +153,11 @@ impl Kernel for Sel4Kernel {
         restart::stop_child(child)
     }
 
+    /// The `setvar region_paddr` value the Microkit tool patched in (see `system`).
+    fn region_paddr(&self, region: &str) -> Option<u64> {
+        crate::system::region_paddr(region)
+    }
+
     fn now_ns(&self) -> u64 {
         clock::now_ns()
     }
