@@ -485,6 +485,19 @@ impl Injector {
         })
     }
 
+    /// What a platform builds for PD `pd` started at `now_ns`, from the plan `text` it was given
+    /// (hosted and monolithic: [`PLAN_ENV`]): an injector when the plan has entries for the PD,
+    /// `None` otherwise. A bad plan is logged and injects nothing.
+    pub fn from_text(text: Option<&str>, pd: &str, now_ns: u64) -> Option<Self> {
+        match Self::new(&Plan::new(text?), pd, now_ns) {
+            Ok(inj) => (!inj.is_empty()).then_some(inj),
+            Err(e) => {
+                log::error!("{pd}: {e}; no faults injected");
+                None
+            }
+        }
+    }
+
     /// Entries still waiting to fire in this instance.
     pub fn armed(&self) -> usize {
         self.entries
@@ -851,6 +864,17 @@ mod tests {
         assert_eq!(call(&mut f, &mut k, 1), (0, 2), "fired once");
         drop(f);
         assert_eq!(echo.events, 5, "the handler ran for every call");
+    }
+
+    #[test]
+    fn platforms_get_an_injector_only_for_a_good_plan_with_entries_for_the_pd() {
+        assert!(Injector::from_text(None, "gpu", 0).is_none());
+        assert!(Injector::from_text(Some("drm@1ms:panic"), "gpu", 0).is_none());
+        assert!(Injector::from_text(Some("gpu@1ms:explode"), "gpu", 0).is_none());
+        assert_eq!(
+            Injector::from_text(Some("*@1ms:report"), "gpu", 0).map(|i| i.armed()),
+            Some(1)
+        );
     }
 
     #[test]

@@ -96,16 +96,8 @@ impl<'h> Level<'h, '_> {
     /// The fault injector for this PD, when a plan is given.
     #[cfg(feature = "fault-injection")]
     fn injector(&self) -> Option<pd_core::faults::Injector> {
-        let text = self.shared.config.plan.as_deref()?;
-        let plan = pd_core::faults::Plan::new(text);
-        match pd_core::faults::Injector::new(&plan, self.name, now_ns()) {
-            Ok(inj) if !inj.is_empty() => Some(inj),
-            Ok(_) => None,
-            Err(e) => {
-                log::error!("{}: {e}; no faults injected", self.name);
-                None
-            }
-        }
+        let plan = self.shared.config.plan.as_deref();
+        pd_core::faults::Injector::from_text(plan, self.name, now_ns())
     }
 }
 

@@ -143,6 +143,21 @@ impl pd_programs::Platform for HostedPd {
     }
 
     fn run(&mut self, handler: &mut dyn Handler) {
+        // The fault campaign's injector in front of the handler, when a plan names this PD.
+        #[cfg(feature = "fault-injection")]
+        let mut faulty;
+        #[cfg(feature = "fault-injection")]
+        let handler: &mut dyn Handler = match pd_core::faults::Injector::from_text(
+            std::env::var(pd_core::faults::PLAN_ENV).ok().as_deref(),
+            &self.kernel.name,
+            clock::now_ns(),
+        ) {
+            Some(inj) => {
+                faulty = pd_core::faults::Faulty::new(handler, inj);
+                &mut faulty
+            }
+            None => handler,
+        };
         loop {
             if !self.dispatch(handler) {
                 self.idle();
