@@ -10,8 +10,8 @@
 //! first, the order of Microkit's PPC rule), so an `init` that calls down finds its callees.
 //!
 //! No fault is contained. A panic aborts the process; a wild access is a SIGSEGV for everyone; a
-//! PD that hangs hangs the whole system, and the watchdog thread ([`Config::watchdog_ns`]) can only
-//! end the process, since nothing can stop one part of it.
+//! PD that hangs hangs the whole system, and the watchdog thread ([`Config::watchdog_ns`], armed
+//! once every PD has started) can only end the process, since nothing can stop one part of it.
 
 use pd_core::{Channel, Handler, IpcError, Kernel, MessageInfo, MessageRegisters, Verdict};
 use pd_direct::{Composition, PdKernel, Slot};
@@ -184,6 +184,8 @@ impl Platform for Level<'_, '_> {
 /// The event loop once every PD runs: notifications and timers until the outcome is known.
 fn event_loop(mut comp: Comp<'_>, shared: &Shared<'_>) -> Outcome {
     log::info!("mono: all {PDS} PDs started");
+    // Start-up may take its time (a GSP boot); from here on, a stall is a hang.
+    watchdog(Arc::clone(&shared.progress), shared.config.watchdog_ns);
     loop {
         let did = comp.run_pending(64) + comp.run_timers();
         shared.progress.fetch_add(1, Ordering::Relaxed);
@@ -280,7 +282,6 @@ pub fn run(programs: &[Program], config: &Config) -> Outcome {
         progress: Arc::new(AtomicU64::new(0)),
         outcome: RefCell::new(None),
     };
-    watchdog(Arc::clone(&shared.progress), config.watchdog_ns);
     let slots: [Slot<'_>; PDS] = core::array::from_fn(|i| {
         system::PDS
             .get(i)

@@ -129,7 +129,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
-                "faults: cannot run {} / {}: {e}",
+                "faults: {e} (binaries {} and {})",
                 args.bins.isolated.display(),
                 args.bins.mono.display()
             );

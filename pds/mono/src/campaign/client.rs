@@ -101,6 +101,8 @@ pub struct Client {
     /// Absolute start times of windows 1.. (the distinct fault times), ascending.
     boundaries: Vec<u64>,
     end_ns: u64,
+    /// The plan's epoch (the system's start), or this client's start without a plan.
+    epoch_ns: u64,
     window: usize,
     tally: Window,
     last_ok: bool,
@@ -129,10 +131,11 @@ fn config(name: &str) -> Option<(Channel, [RegionDecl; 3])> {
     }
 }
 
-/// The windows' absolute start times and the absolute end, from the plan in the environment.
-fn schedule(now: u64) -> (Vec<u64>, u64) {
+/// The windows' absolute start times, the absolute end and the epoch, from the plan in the
+/// environment.
+fn schedule(now: u64) -> (Vec<u64>, u64, u64) {
     let Ok(text) = std::env::var(PLAN_ENV) else {
-        return (Vec::new(), now.saturating_add(DEFAULT_RUN_NS));
+        return (Vec::new(), now.saturating_add(DEFAULT_RUN_NS), now);
     };
     let plan = Plan::new(&text);
     let epoch = plan.epoch();
@@ -152,7 +155,7 @@ fn schedule(now: u64) -> (Vec<u64>, u64) {
     let end = plan.end().map_or(now.saturating_add(DEFAULT_RUN_NS), |e| {
         epoch.saturating_add(e)
     });
-    (times, end)
+    (times, end, epoch)
 }
 
 /// The canary's bytes for `seed`.
@@ -180,7 +183,7 @@ fn canary_sum(ioctl: &Region<ReadWrite>) -> Option<u64> {
 /// Build the client, lay its canary and arm its first step.
 pub fn init(k: &mut dyn Kernel) -> Client {
     let now = k.now_ns();
-    let (boundaries, end_ns) = schedule(now);
+    let (boundaries, end_ns, epoch_ns) = schedule(now);
     let (io, ioctl) = match config(k.pd_name()) {
         Some((drm, [ioctl, vram, dma])) => {
             let views = Views {
@@ -222,6 +225,7 @@ pub fn init(k: &mut dyn Kernel) -> Client {
         ioctl,
         boundaries,
         end_ns,
+        epoch_ns,
         window: 0,
         tally: Window {
             healthy_before: true,
@@ -268,6 +272,7 @@ impl Client {
             Exchange::Served => {
                 t.ok += 1;
                 self.served_total += 1;
+
                 if !self.last_ok && t.first_err.is_some() {
                     t.recovered = Some(now);
                 }
@@ -351,6 +356,14 @@ impl Handler for Client {
                 let outcome = self.job(k);
                 let after = k.now_ns();
                 self.record(outcome, after);
+                if outcome == Exchange::Served && self.served_total == 1 {
+                    // The campaign reads this line: how long the system takes to serve.
+                    log::info!(
+                        "{}: first job served at +{}us",
+                        k.pd_name(),
+                        after.saturating_sub(self.epoch_ns) / 1_000
+                    );
+                }
                 self.check_canary(k);
             }
         }
@@ -369,6 +382,7 @@ mod tests {
             ioctl: Region::from_static(vec![0u8; 0x10000].leak()),
             boundaries: vec![],
             end_ns: 0,
+            epoch_ns: 0,
             window: 0,
             tally: Window::default(),
             last_ok: true,

@@ -102,6 +102,9 @@ pub struct Campaign {
     pub unjudged: Vec<Unjudged>,
     /// Wall-clock time per composition.
     pub wall: BTreeMap<Composition, Duration>,
+    /// Per composition: how long after its start both clients were first served (fault-free
+    /// calibration session), and the warm-up the sessions used.
+    pub boot: BTreeMap<Composition, (Duration, Duration)>,
 }
 
 /// A slot's judgement.
@@ -327,6 +330,38 @@ fn judge(
         wall: out.wall,
     };
     (judged, summary)
+}
+
+/// How long a calibration session lets the system take to serve both clients.
+pub const CALIBRATION_NS: u64 = 3_000_000_000;
+
+/// How long `comp` takes from its start until every client's first job was served, from one
+/// fault-free session; `None` when some client was never served.
+///
+/// # Errors
+/// When the composition's binary cannot be started.
+pub fn calibrate(
+    bins: &Binaries,
+    comp: Composition,
+    config: &Config,
+) -> std::io::Result<Option<Duration>> {
+    let session = Session {
+        slots: Vec::new(),
+        end_ns: CALIBRATION_NS,
+    };
+    let out = session::run(bins, comp, &session, config)?;
+    let firsts: BTreeMap<String, u64> = out
+        .lines
+        .iter()
+        .filter_map(|l| match session::parse(l) {
+            Some(Event::FirstServed { client, at_us }) => Some((client, at_us)),
+            _ => None,
+        })
+        .collect();
+    if clients().iter().any(|c| !firsts.contains_key(*c)) {
+        return Ok(None);
+    }
+    Ok(firsts.values().max().map(|&us| Duration::from_micros(us)))
 }
 
 /// Run `runs` in `comp`, `config.jobs` sessions at a time, re-running unjudged runs; every run ends

@@ -97,10 +97,13 @@ pub struct Binaries {
 }
 
 /// Run a whole campaign: draw `config.runs` faults from `config.seed`, run them in both
-/// compositions (`config.jobs` sessions at a time), judge every run.
+/// compositions (`config.jobs` sessions at a time), judge every run. Each composition first runs
+/// one fault-free session to see how long it takes to serve its clients; the warm-up before the
+/// first fault is at least that and a half, plus 100 ms.
 ///
 /// # Errors
-/// When a composition's binary cannot be started at all.
+/// When a composition's binary cannot be started, or its clients are never served (there is
+/// nothing to measure then).
 pub fn run_campaign(
     bins: &Binaries,
     config: &schedule::Config,
@@ -114,7 +117,31 @@ pub fn run_campaign(
         session::Composition::Isolated,
         session::Composition::Monolithic,
     ] {
-        judge::run_all(bins, comp, &runs, config, &mut campaign)?;
+        let Some(boot) = judge::calibrate(bins, comp, config)? else {
+            return Err(std::io::Error::other(format!(
+                "the {} composition never served both clients within {} s: nothing to measure \
+                 (does `cargo xtask run` pass?)",
+                comp.name(),
+                judge::CALIBRATION_NS / 1_000_000_000
+            )));
+        };
+        // CAST: a boot time in ns fits u64 for 584 years.
+        let needed = boot.as_nanos() as u64 * 3 / 2 + 100_000_000;
+        let tuned = schedule::Config {
+            warmup_ns: config.warmup_ns.max(needed),
+            ..config.clone()
+        };
+        campaign.boot.insert(
+            comp,
+            (boot, std::time::Duration::from_nanos(tuned.warmup_ns)),
+        );
+        eprintln!(
+            "faults: {} serves its clients {} ms after start; first fault at {} ms",
+            comp.name(),
+            boot.as_millis(),
+            tuned.warmup_ns / 1_000_000
+        );
+        judge::run_all(bins, comp, &runs, &tuned, &mut campaign)?;
     }
     Ok(campaign)
 }

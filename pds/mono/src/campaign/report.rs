@@ -137,7 +137,7 @@ pub fn markdown(c: &Campaign, meta: &[(String, String)]) -> String {
         ("runs per composition".into(), cfg.runs.to_string()),
         ("seed".into(), cfg.seed.to_string()),
         (
-            "warm-up before the first fault".into(),
+            "warm-up before the first fault, at least".into(),
             format!("{} ms", cfg.warmup_ns / 1_000_000),
         ),
         (
@@ -166,6 +166,16 @@ pub fn markdown(c: &Campaign, meta: &[(String, String)]) -> String {
             },
         ),
     ];
+    for (comp, (boot, warmup)) in &c.boot {
+        rows.push((
+            format!("{}: clients first served, first fault", comp.name()),
+            format!(
+                "{} ms, {} ms after start",
+                boot.as_millis(),
+                warmup.as_millis()
+            ),
+        ));
+    }
     for comp in [Composition::Isolated, Composition::Monolithic] {
         let n = c.sessions.iter().filter(|s| s.composition == comp).count();
         let wall = c.wall.get(&comp).map_or(0.0, |d| d.as_secs_f64());

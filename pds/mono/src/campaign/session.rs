@@ -158,6 +158,13 @@ pub enum Event {
         /// Its tally.
         line: WindowLine,
     },
+    /// A client's first job was served, in µs after the epoch.
+    FirstServed {
+        /// The client.
+        client: String,
+        /// When.
+        at_us: u64,
+    },
     /// A client finished the workload.
     Done {
         /// The client.
@@ -225,6 +232,12 @@ pub fn parse(line: &str) -> Option<Event> {
             pd: who.to_owned(),
             action: action.to_owned(),
             at_us,
+        });
+    }
+    if let Some(rest) = msg.strip_prefix("first job served at +") {
+        return Some(Event::FirstServed {
+            client: who.to_owned(),
+            at_us: rest.strip_suffix("us")?.parse().ok()?,
         });
     }
     let words: Vec<&str> = msg.split_whitespace().collect();
@@ -365,6 +378,13 @@ mod tests {
             Some(Event::Fatal(_))
         ));
         assert_eq!(parse("mono: error: gpu: something"), None);
+        assert_eq!(
+            parse("mono: client1: first job served at +181234us"),
+            Some(Event::FirstServed {
+                client: "client1".into(),
+                at_us: 181_234
+            })
+        );
         assert_eq!(
             parse("gpu: up (placeholder echo relay: 4 downstream)"),
             None
