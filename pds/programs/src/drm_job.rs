@@ -24,8 +24,10 @@ pub const COPY_BYTES: u32 = 0x1_0000;
 const VA_SRC: u64 = 0x10_0000_0000;
 const VA_DST: u64 = VA_SRC + 0x10_0000;
 const VA_PUSH: u64 = VA_SRC + 0x20_0000;
-/// The kernel-managed area the job gives VM_INIT (gpu-server puts rings and fences there).
-const KERNEL_VA: (u64, u64) = (0x7f00_0000_0000, 0x1000_0000);
+/// The kernel-managed area the job gives VM_INIT (gpu-server puts rings and fences there). Below
+/// 2^40: a GPFIFO entry and SEMAPHOREA carry only VA bits 39:0, so gpu-server's fence segment
+/// and semaphore must live there.
+const KERNEL_VA: (u64, u64) = (0xff_0000_0000, 0x1000_0000);
 /// Subchannel the copy engine is bound to (nouveau uses 4 for CE).
 const CE_SUBCH: u8 = 4;
 

@@ -1,5 +1,5 @@
 //! The pci PD as the system runs it: pci-server's enumeration over PPCs to the model PD's config
-//! space (the real `gsp_model::init`), BARs placed in `pci_mmio`, the policy from system.xml's
+//! space (the real model PD handler, `gsp_model::ModelPd`), BARs placed in `pci_mmio`, the policy from system.xml's
 //! channels, and claims released when the supervisor reports a client restarted.
 mod common;
 
@@ -16,7 +16,13 @@ fn the_gpu_is_enumerated_placed_granted_to_gsp_only_and_released_on_its_restart(
     let page = status_page();
     let (model_pd, pci_pd, gsp, gpu) = (idx("gsp_model"), idx("pci"), idx("gsp"), idx("gpu"));
     let mut sys = vacant();
-    let mut model = pd_programs::gsp_model::init(&mut sys.kernel(model_pd));
+    let image_free_model = gsp_model::GspModel::new(
+        gsp_model::ModelConfig::new(pd_programs::gsp_model::CHIP),
+        gsp_model::phys::Memory::new(gsp_model::phys::FbLayout::HOSTED),
+        &[],
+        vec![0u8; 0x1_0000].leak(),
+    );
+    let mut model = pd_programs::gsp_model::ModelPd::new(image_free_model);
     let mut sys = sys.with_handler(model_pd, &mut model);
     let windows = pci::windows(&sys.kernel(pci_pd));
     let mut pci = PciPd::new(
@@ -37,7 +43,7 @@ fn the_gpu_is_enumerated_placed_granted_to_gsp_only_and_released_on_its_restart(
     // Host bridge and root port of the model, the GPU of the model's chip and its audio.
     let gpu_fn = Bdf::new(1, 0, 0).unwrap();
     let hda_fn = Bdf::new(1, 0, 1).unwrap();
-    let chip = gsp_model::PciIdentity::for_chip(pd_programs::gsp_model::pci_bus::CHIP);
+    let chip = gsp_model::PciIdentity::for_chip(pd_programs::gsp_model::CHIP);
     assert_eq!(
         found,
         [

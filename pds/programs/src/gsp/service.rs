@@ -1,0 +1,491 @@
+//! The gsp PD's handler: `GspOps` for gpu-server over PPC (`gsp_api::serve`), the GPU's
+//! interrupt (a notification from the device: events and crashes), and the firmware's health.
+//!
+//! Requests before the GSP is up answer `NotReady`; after a crash or a failed boot, `Crashed`.
+//! A crash is any of: the GSP falcon halted (IRQSTAT HALT), GSP-RM reported a fatal error
+//! (`OS_ERROR_LOG` with no Xid or a fatal one), an RPC got no reply in time, or the message
+//! queues broke. It is reported through [`Health`] (state, cause, last Xid), logged and traced;
+//! every RM object is gone with it, which gpu-server learns from the error (`ContextLost`).
+//!
+//! Events GSP-RM raises (robust-channel errors, MMU faults, posted events, Xids) are queued for
+//! gpu-server (`next_event`), which is notified; a full queue drops the newest and counts it.
+use super::bringup::{self, BringUpError};
+use super::device::Device;
+use crate::sys::gsp::channels;
+use gsp::boot::BootTraceRing;
+use gsp::chip::Chipset;
+use gsp::fw::current::static_info::GspStaticConfigInfo;
+use gsp::rpc::{self, Event, EventSink, ParkedRpc, Rpc, RpcError};
+use gsp_api::{
+    CrashCause, EventKind, GspError, GspEvent, GspOps, GspState, Health, RmAlloc, RmControl,
+    StaticInfo, MAX_INLINE_PARAMS,
+};
+use pd_core::trace::{TraceEvent, TraceRing};
+use pd_core::{ChannelSet, Handler, Kernel, MessageInfo};
+
+/// Receive buffer of the RPC channel: one whole message (replies gpu-server asks for are far
+/// smaller; continuation records are appended only up to what the caller expects).
+pub const RX_BYTES: usize = rpc::MIN_RX_BUFFER;
+/// Events queued for gpu-server.
+const EVENTS: usize = 32;
+
+/// A recovery decision or state change of the gsp PD (house rule 10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trace {
+    /// The GSP answers.
+    Up,
+    /// Bring-up failed at this boot step (0: before the boot) with this code.
+    BringUpFailed {
+        /// `Health::boot_step`.
+        step: u32,
+        /// `Health::boot_error`.
+        code: u32,
+    },
+    /// The firmware was declared crashed.
+    Crashed(CrashCause),
+    /// An event was dropped: the queue for gpu-server was full.
+    EventDropped,
+}
+
+impl TraceEvent for Trace {
+    const KINDS: usize = 4;
+
+    fn kind(&self) -> usize {
+        match self {
+            Self::Up => 0,
+            Self::BringUpFailed { .. } => 1,
+            Self::Crashed(_) => 2,
+            Self::EventDropped => 3,
+        }
+    }
+
+    fn kind_name(kind: usize) -> &'static str {
+        ["Up", "BringUpFailed", "Crashed", "EventDropped"]
+            .get(kind)
+            .copied()
+            .unwrap_or("?")
+    }
+}
+
+/// Xids after which GSP-RM cannot go on (NVIDIA's Xid catalogue, docs.nvidia.com/deploy/xid-errors:
+/// 61/62 internal micro-controller breakpoint/halt, 79 GPU fell off the bus, 119/120 GSP RPC
+/// timeout / GSP error); 0 is an `OS_ERROR_LOG` that names no Xid, GSP-RM's own failure.
+const FATAL_XIDS: [u32; 6] = [0, 61, 62, 79, 119, 120];
+
+/// Everything but the receive buffer.
+#[derive(Debug)]
+struct State {
+    rpc: Option<ParkedRpc>,
+    info: Option<StaticInfo>,
+    health: Health,
+    events: heapless::Deque<GspEvent, EVENTS>,
+    trace: TraceRing<Trace, 32, { Trace::KINDS }>,
+    /// Something gpu-server should hear about happened (an event or a crash).
+    tell_gpu: bool,
+}
+
+/// The gsp PD.
+#[derive(Debug)]
+pub struct GspPd {
+    rx: [u8; RX_BYTES],
+    st: State,
+    boot_trace: BootTraceRing,
+}
+
+impl GspPd {
+    /// A PD that has not booted the GPU yet; `generation` is its instance's (status page).
+    pub fn new(generation: u32) -> Self {
+        Self {
+            rx: [0; RX_BYTES],
+            st: State {
+                rpc: None,
+                info: None,
+                health: Health {
+                    state: GspState::Booting as u32,
+                    generation,
+                    crash: 0,
+                    last_xid: 0,
+                    boot_step: 0,
+                    boot_error: 0,
+                    rejected_messages: 0,
+                    dropped_events: 0,
+                },
+                events: heapless::Deque::new(),
+                trace: TraceRing::new(),
+                tell_gpu: false,
+            },
+            boot_trace: BootTraceRing::new(),
+        }
+    }
+
+    /// Bring the GPU up through `k` (see [`bringup`]); the outcome is in [`GspPd::health`].
+    pub fn boot(&mut self, k: &mut dyn Kernel) {
+        let dev = Device::new(k, channels::GSP_MODEL);
+        let result = bringup::bring_up(&dev, &mut self.rx, &mut self.st, &mut self.boot_trace);
+        match result {
+            Ok(up) => self.st.up(up.chip, &up.info, up.rpc),
+            Err(e) => self.st.bring_up_failed(&e),
+        }
+    }
+
+    /// The firmware's health.
+    pub fn health(&self) -> Health {
+        self.st.health
+    }
+
+    /// The PD's trace ring.
+    pub fn trace(&self) -> &TraceRing<Trace, 32, { Trace::KINDS }> {
+        &self.st.trace
+    }
+
+    /// The boot's trace ring.
+    pub fn boot_trace(&self) -> &BootTraceRing {
+        &self.boot_trace
+    }
+
+    /// Tell gpu-server (by notification) that events wait or the firmware crashed.
+    fn tell(&mut self, k: &mut dyn Kernel) {
+        if core::mem::take(&mut self.st.tell_gpu) {
+            // gpu also learns from its next request's error: a refused notification loses nothing.
+            let _ = k.notify(channels::GPU);
+        }
+    }
+
+    /// The device raised its interrupt: acknowledge it, notice a halt, dispatch queued messages.
+    fn interrupt(&mut self, k: &mut dyn Kernel) {
+        let dev = Device::new(k, channels::GSP_MODEL);
+        let irq = match dev.take_irq() {
+            Ok(irq) => irq,
+            Err(e) => {
+                log::warn!("gsp: interrupt status unreadable: {e:?}");
+                return;
+            }
+        };
+        if irq.halt {
+            self.st.crash(CrashCause::Halted);
+        }
+        if irq.swgen0 || irq.halt {
+            let mut s = Session {
+                st: &mut self.st,
+                rx: &mut self.rx,
+                dev: &dev,
+            };
+            // Messages a halted GSP left behind (its OS_ERROR_LOG) are still worth reading.
+            let _ = s.with_rpc(true, |rpc, _, _, sink| rpc.poll(sink));
+        }
+    }
+}
+
+impl State {
+    fn up(&mut self, chip: Chipset, info: &GspStaticConfigInfo, rpc: ParkedRpc) {
+        let name = crate::gsp::firmware::field(&info.gpuNameString);
+        log::info!(
+            "gsp: GSP up: {} ({name}), {} MiB of VRAM, internal client {:#x}; serving gpu",
+            chip.name(),
+            info.fb_length >> 20,
+            info.hInternalClient
+        );
+        self.info = Some(StaticInfo {
+            fb_length: info.fb_length,
+            bar1_pde_base: info.bar1PdeBase,
+            bar2_pde_base: info.bar2PdeBase,
+            internal_client: info.hInternalClient,
+            internal_device: info.hInternalDevice,
+            internal_subdevice: info.hInternalSubdevice,
+            chipset: chip as u32,
+            gpu_name: info.gpuNameString,
+        });
+        self.rpc = Some(rpc);
+        self.health.state = GspState::Running as u32;
+        self.trace.record(Trace::Up);
+    }
+
+    fn bring_up_failed(&mut self, e: &BringUpError) {
+        let (step, code) = e.health_codes();
+        log::error!("gsp: GPU bring-up failed: {e:?}; requests answer Crashed");
+        self.health.state = GspState::BootFailed as u32;
+        (self.health.boot_step, self.health.boot_error) = (step, code);
+        self.trace.record(Trace::BringUpFailed { step, code });
+    }
+
+    /// Declare the firmware crashed (once: the first cause is the one reported).
+    fn crash(&mut self, cause: CrashCause) {
+        if self.health.state != GspState::Running as u32 {
+            return;
+        }
+        log::error!(
+            "gsp: GSP firmware crashed ({cause:?}); every RM object is gone, requests answer \
+             Crashed"
+        );
+        self.health.state = GspState::Crashed as u32;
+        self.health.crash = cause as u32;
+        self.trace.record(Trace::Crashed(cause));
+        self.tell_gpu = true;
+    }
+
+    fn queue(&mut self, ev: GspEvent) {
+        if self.events.push_back(ev).is_err() {
+            self.health.dropped_events = self.health.dropped_events.saturating_add(1);
+            self.trace.record(Trace::EventDropped);
+        }
+        self.tell_gpu = true;
+    }
+
+    /// Whether requests may go to GSP-RM now.
+    fn ready(&self) -> Result<(), GspError> {
+        match GspState::try_from(self.health.state) {
+            Ok(GspState::Running) => Ok(()),
+            Ok(GspState::Booting) => Err(GspError::NotReady),
+            _ => Err(GspError::Crashed),
+        }
+    }
+
+    /// The error gpu-server gets for a failed RPC; the failures that mean the firmware is gone
+    /// declare it crashed.
+    fn rpc_failed(&mut self, e: RpcError) -> GspError {
+        match e {
+            RpcError::Failed { status } => GspError::Rm { status },
+            RpcError::ParamsTooLarge => GspError::TooLarge,
+            RpcError::Timeout => {
+                self.crash(CrashCause::Timeout);
+                GspError::Timeout
+            }
+            RpcError::Queue(q) => {
+                log::error!("gsp: message queue failure: {q:?}");
+                self.crash(CrashCause::QueueBroken);
+                GspError::Queue
+            }
+            RpcError::BadReply | RpcError::BrokenContinuation | RpcError::BadEvent => {
+                GspError::Queue
+            }
+        }
+    }
+}
+
+/// Text from the firmware, for the log.
+fn text(bytes: &[u8]) -> &str {
+    core::str::from_utf8(bytes)
+        .unwrap_or("(not UTF-8)")
+        .trim_end_matches(['\0', '\n'])
+}
+
+impl EventSink for State {
+    fn event(&mut self, event: Event<'_>) {
+        let blank = GspEvent {
+            kind: 0,
+            chid: 0,
+            engine: 0,
+            except_type: 0,
+            h_client: 0,
+            h_event: 0,
+            notify_index: 0,
+            data: 0,
+            fault_addr: 0,
+        };
+        match event {
+            Event::LibosPrint { text: t, .. } => log::info!("gsp: GSP-RM: {}", text(t)),
+            Event::RcTriggered { header: h, .. } => {
+                log::warn!(
+                    "gsp: channel {} on engine {:#x} stopped with Xid {}",
+                    h.chid,
+                    h.nv2080EngineType,
+                    h.exceptType
+                );
+                self.queue(GspEvent {
+                    kind: EventKind::RcTriggered as u32,
+                    chid: h.chid,
+                    engine: h.nv2080EngineType,
+                    except_type: h.exceptType,
+                    fault_addr: u64::from(h.mmuFaultAddrHi) << 32 | u64::from(h.mmuFaultAddrLo),
+                    ..blank
+                });
+            }
+            Event::MmuFaultQueued => self.queue(GspEvent {
+                kind: EventKind::MmuFaultQueued as u32,
+                ..blank
+            }),
+            Event::PostEvent { header: h, data } => self.queue(GspEvent {
+                kind: EventKind::PostEvent as u32,
+                h_client: h.hClient,
+                h_event: h.hEvent,
+                notify_index: h.notifyIndex,
+                data: data
+                    .get(..4)
+                    .and_then(|d| d.try_into().ok())
+                    .map_or(h.data, u32::from_le_bytes),
+                ..blank
+            }),
+            Event::OsErrorLog {
+                except_type,
+                chid,
+                message,
+                ..
+            } => {
+                log::error!(
+                    "gsp: GSP-RM error (Xid {except_type}, channel {chid}): {}",
+                    text(message)
+                );
+                self.health.last_xid = except_type;
+                self.queue(GspEvent {
+                    kind: EventKind::OsErrorLog as u32,
+                    chid,
+                    except_type,
+                    ..blank
+                });
+                if FATAL_XIDS.contains(&except_type) {
+                    self.crash(CrashCause::OsErrorLog);
+                }
+            }
+            // Replies nobody waits for (the boot commands', a timed-out call's): the RPC layer
+            // traces and logs them already.
+            other => log::debug!("gsp: {other:?}"),
+        }
+    }
+}
+
+/// One request's view: the state, the receive buffer and the device.
+struct Session<'a, 'd, 'k> {
+    st: &'a mut State,
+    rx: &'a mut [u8],
+    dev: &'d Device<'k>,
+}
+
+type Io<'d, 'k> = super::device::Io<'d, 'k>;
+type Time<'d, 'k> = super::device::Time<'d, 'k>;
+
+impl Session<'_, '_, '_> {
+    /// Run `f` on the RPC channel (only while the GSP runs, unless `after_crash`), then park it
+    /// again; failures are mapped (and crashes declared) by [`State::rpc_failed`].
+    fn with_rpc<R>(
+        &mut self,
+        after_crash: bool,
+        f: impl FnOnce(
+            &mut Rpc<'_>,
+            &mut Io<'_, '_>,
+            &mut Time<'_, '_>,
+            &mut dyn EventSink,
+        ) -> Result<R, RpcError>,
+    ) -> Result<R, GspError> {
+        if !after_crash {
+            self.st.ready()?;
+        }
+        let parked = self.st.rpc.take().ok_or(GspError::NotReady)?;
+        let mut rpc = parked.resume(self.rx);
+        let (mut io, mut time) = (self.dev.io(), self.dev.time());
+        let r = f(&mut rpc, &mut io, &mut time, self.st);
+        self.st.health.rejected_messages = skipped(&rpc);
+        self.st.rpc = Some(rpc.park());
+        r.map_err(|e| self.st.rpc_failed(e))
+    }
+}
+
+/// Messages the queue rejected and skipped so far.
+fn skipped(rpc: &Rpc<'_>) -> u32 {
+    rpc.trace()
+        .counters()
+        .find(|(name, _)| *name == "Skipped")
+        .map_or(0, |(_, n)| n)
+}
+
+/// Copy of the caller's parameters: GSP-RM's reply overwrites `params` in place.
+fn input(params: &[u8]) -> Result<([u8; MAX_INLINE_PARAMS], usize), GspError> {
+    let mut buf = [0u8; MAX_INLINE_PARAMS];
+    buf.get_mut(..params.len())
+        .ok_or(GspError::TooLarge)?
+        .copy_from_slice(params);
+    Ok((buf, params.len()))
+}
+
+impl GspOps for Session<'_, '_, '_> {
+    fn rm_alloc(&mut self, req: &RmAlloc, params: &mut [u8]) -> Result<(), GspError> {
+        let (copy, n) = input(params)?;
+        let cmd = rpc::RmAlloc {
+            h_client: req.client,
+            h_parent: req.parent,
+            h_object: req.object,
+            h_class: req.class,
+            flags: req.flags,
+            params: copy.get(..n).unwrap_or(&[]),
+        };
+        self.with_rpc(false, |rpc, io, time, sink| {
+            rpc.rm(&cmd, params, io, time, sink)
+        })
+    }
+
+    fn rm_control(&mut self, req: &RmControl, params: &mut [u8]) -> Result<(), GspError> {
+        let (copy, n) = input(params)?;
+        let cmd = rpc::RmControl {
+            h_client: req.client,
+            h_object: req.object,
+            cmd: req.cmd,
+            flags: req.flags,
+            params: copy.get(..n).unwrap_or(&[]),
+        };
+        self.with_rpc(false, |rpc, io, time, sink| {
+            rpc.rm(&cmd, params, io, time, sink)
+        })
+    }
+
+    fn rm_free(&mut self, client: u32, parent: u32, object: u32) -> Result<(), GspError> {
+        let cmd = rpc::RmFree {
+            h_client: client,
+            h_parent: parent,
+            h_object: object,
+        };
+        self.with_rpc(false, |rpc, io, time, sink| {
+            rpc.rm(&cmd, &mut [], io, time, sink)
+        })
+    }
+
+    fn static_info(&mut self) -> Result<StaticInfo, GspError> {
+        self.st.ready()?;
+        self.st.info.ok_or(GspError::NotReady)
+    }
+
+    fn health(&mut self) -> Health {
+        self.st.health
+    }
+
+    fn next_event(&mut self) -> Option<GspEvent> {
+        self.st.events.pop_front()
+    }
+}
+
+impl Handler for GspPd {
+    fn protected(
+        &mut self,
+        k: &mut dyn Kernel,
+        ch: pd_core::Channel,
+        msg: MessageInfo,
+    ) -> MessageInfo {
+        if ch != channels::GPU {
+            log::warn!("gsp: request on {ch:?}, which is not gpu's channel, refused");
+            return MessageInfo::new(GspError::BadRequest.code(), 0);
+        }
+        // The register accesses a request makes overwrite the kernel's registers: serve from
+        // a copy.
+        let mut mrs = k.mrs().clone();
+        let reply = {
+            let dev = Device::new(&mut *k, channels::GSP_MODEL);
+            let mut s = Session {
+                st: &mut self.st,
+                rx: &mut self.rx,
+                dev: &dev,
+            };
+            gsp_api::serve(&mut s, &mut mrs, msg)
+        };
+        k.mrs().copy_prefix(&mrs, reply.count());
+        self.tell(k);
+        reply
+    }
+
+    fn notified(&mut self, k: &mut dyn Kernel, set: ChannelSet) {
+        if set.contains(channels::GSP_MODEL) {
+            self.interrupt(k);
+        }
+        if set.contains(channels::SUPERVISOR) {
+            log::debug!("gsp: the supervisor's status page changed");
+        }
+        self.tell(k);
+    }
+}
