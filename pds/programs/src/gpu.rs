@@ -197,13 +197,15 @@ impl GpuPd {
                 .map_err(rm_error)?;
             let chip = Chipset::try_from(info.chipset).map_err(|_| GpuError::Device)?;
             let classes = ChannelClasses::for_chip(chip).ok_or(GpuError::Device)?;
-            let pci = pci_device(k);
+            let (vendor, device_id) = pci_device(k);
             let device = DeviceInfo {
-                vendor: pci.0,
-                device: pci.1,
+                vendor,
+                device: device_id,
                 chipset: info.chipset,
                 fb_size: info.fb_length,
-                vram_bar_size: pci.2,
+                // What a client can map of VRAM is its own BAR1 window (system.xml), not the
+                // device's whole BAR1: report that (every window has the same size).
+                vram_bar_size: regions::CLIENT0_VRAM.size,
                 graph_units: 1,
                 exec_push_max: gpu_api::ppc::MAX_PUSHES as u32,
             };
@@ -243,14 +245,13 @@ impl GpuPd {
     }
 }
 
-/// The GPU's PCI vendor/device ids and BAR1 size, from pci-server's device list.
-fn pci_device(k: &mut dyn Kernel) -> (u16, u16, u64) {
+/// The GPU's PCI vendor and device ids, from pci-server's device list (gpu may list, not claim).
+fn pci_device(k: &mut dyn Kernel) -> (u16, u16) {
     let pci = pci_api::PciClient::new(channels::PCI);
     let mut index = 0u16;
     while let Ok((e, total)) = pci.list(k, index) {
         if e.vendor == 0x10de && e.class >> 16 == 0x03 {
-            let bar1 = pci.bar(k, e.bdf, 1).map_or(0, |b| b.size);
-            return (e.vendor, e.device, bar1);
+            return (e.vendor, e.device);
         }
         index += 1;
         if index >= total {
@@ -258,7 +259,7 @@ fn pci_device(k: &mut dyn Kernel) -> (u16, u16, u64) {
         }
     }
     log::warn!("{}: pci-server lists no NVIDIA display device", k.pd_name());
-    (0x10de, 0, 0)
+    (0x10de, 0)
 }
 
 impl Handler for GpuPd {

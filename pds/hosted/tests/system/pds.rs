@@ -2,13 +2,13 @@
 //! descriptions in `tests/*.xml` (the generated constants exist only for the product's
 //! `system.xml`).
 
-use pd_core::shm::Region;
+use pd_core::shm::{ReadWrite, Region};
 use pd_core::{
     Channel, ChannelSet, Child, FaultKind, Handler, IpcError, Kernel, MessageInfo, Verdict,
 };
 use pd_programs::client_ext::Idle;
 use pd_programs::regions::{ro, rw};
-use pd_programs::relay::Relay;
+use pd_programs::relay::{echo, Relay, WORDS};
 use pd_programs::supervisor::policy::{ChildConfig, Limits};
 use pd_programs::supervisor::Supervisor;
 use pd_programs::sys::RegionDecl;
@@ -106,7 +106,7 @@ fn drm(k: &mut dyn Kernel) -> impl Handler {
 
 fn client(k: &mut dyn Kernel) -> Idle {
     let ioctl = rw(region("ioctl", 0x3000_0000, true));
-    let verdict = pd_programs::client::workload(k, ch(0), &ioctl);
+    let verdict = echo_workload(k, ch(0), &ioctl);
     let _ = k.report_verdict(verdict);
     Idle
 }
@@ -409,4 +409,67 @@ impl Handler for Aborter {
 
 fn aborter(_: &mut dyn Kernel) -> Aborter {
     Aborter
+}
+
+// ---- the echo client of these test systems (the real clients run DRM jobs) ----
+
+/// How long the echo workload runs, and how long it retries without a success.
+const RUN_NS: u64 = 1_000_000_000;
+const GIVE_UP_NS: u64 = 10_000_000_000;
+
+/// xorshift64: request words that differ every time.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// The workload against `drm`, with the client's `ioctl` buffer (shared with drm).
+fn echo_workload(k: &mut dyn Kernel, drm: Channel, ioctl: &Region<ReadWrite>) -> Verdict {
+    let start = k.now_ns();
+    let (mut ok, mut failed, mut streak, mut last_ok) = (0u64, 0u64, 0u64, start);
+    let mut x = start | 1;
+    // Run for RUN_NS, and past it until an outage in progress is over.
+    while k.now_ns().saturating_sub(start) < RUN_NS || streak > 0 {
+        let mut words = [0u64; WORDS];
+        for w in &mut words {
+            *w = next(&mut x);
+        }
+        for (i, w) in words.iter().enumerate() {
+            let _ = ioctl.write(i * 8, w);
+        }
+        match echo(k, drm, &words) {
+            Ok(()) if streak > 0 => {
+                log::info!(
+                    "{}: drm answers again after {streak} failed exchanges",
+                    k.pd_name()
+                );
+                (ok, streak, last_ok) = (ok + 1, 0, k.now_ns());
+            }
+            Ok(()) => (ok, last_ok) = (ok + 1, k.now_ns()),
+            Err(e) => {
+                if streak == 0 {
+                    log::warn!("{}: exchange failed ({e:?}); retrying", k.pd_name());
+                }
+                (failed, streak) = (failed + 1, streak + 1);
+                if k.now_ns().saturating_sub(last_ok) > GIVE_UP_NS {
+                    log::error!(
+                        "{}: no good answer for {GIVE_UP_NS} ns; giving up",
+                        k.pd_name()
+                    );
+                    return Verdict::Fail;
+                }
+            }
+        }
+    }
+    log::info!(
+        "{}: workload done: {ok} checked exchanges, {failed} failed and retried",
+        k.pd_name()
+    );
+    if ok > 0 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
 }
