@@ -140,18 +140,16 @@ fn write_message(page: &ChannelPage, mrs: &MessageRegisters, msg: MessageInfo) {
     for (slot, v) in page.mrs.iter().zip(mrs.as_slice()).take(msg.count()) {
         slot.store(*v, Ordering::Relaxed);
     }
-    // CAST: count is clamped to 64 by MessageInfo.
-    page.count.store(msg.count() as u32, Ordering::Relaxed);
-    page.label.store(msg.label(), Ordering::Relaxed);
+    // CAST: count is clamped to 64 by MessageInfo, so it fits the tag's 7 bits.
+    page.tag
+        .store(msg.label() << 7 | msg.count() as u64, Ordering::Relaxed);
 }
 
 /// The slot's message, with its registers copied into `mrs` (the count is clamped to 64).
 fn read_message(page: &ChannelPage, mrs: &mut MessageRegisters) -> MessageInfo {
-    let msg = MessageInfo::new(
-        page.label.load(Ordering::Relaxed),
-        // CAST: u32 to usize; MessageInfo clamps it to 64.
-        page.count.load(Ordering::Relaxed) as usize,
-    );
+    let tag = page.tag.load(Ordering::Relaxed);
+    // CAST: the low 7 bits; MessageInfo clamps the count to 64.
+    let msg = MessageInfo::new(tag >> 7, (tag & 0x7f) as usize);
     for (v, slot) in mrs
         .as_mut_slice()
         .iter_mut()

@@ -33,10 +33,11 @@ pub struct ChannelPage {
     /// The PPC slot's state word: `seq << 3 | phase`, plus [`WAITING`] (see `channel`). The
     /// callee waits on it for calls, the caller for the reply.
     pub state: AtomicU32,
-    /// Message register count of the request, then of the reply.
-    pub count: AtomicU32,
-    /// Label of the request, then of the reply.
-    pub label: AtomicU64,
+    /// Reserved (keeps `tag` 8-byte aligned).
+    pub reserved: AtomicU32,
+    /// The message tag of the request, then of the reply: `label << 7 | count` (a 52-bit label,
+    /// at most 64 registers), one word so that it is written and read at once.
+    pub tag: AtomicU64,
     /// Message registers: the request's, then the reply's.
     pub mrs: [AtomicU64; MSG_REGS],
     /// Set by the runtime while the PD at that end is stopped for good: calls fail at once.

@@ -29,17 +29,15 @@ pub struct HostedPd {
 }
 
 impl HostedPd {
-    /// Deliver pending events; whether there were any.
-    fn dispatch(&mut self, handler: &mut dyn Handler) -> bool {
+    /// Deliver pending events.
+    fn dispatch(&mut self, handler: &mut dyn Handler) {
         let k = &mut self.kernel;
-        let mut any = false;
         if wait::take(&k.control.event) & FAULT != 0
             || k.control.faults_pending.load(Ordering::Acquire) != 0
         {
             for (id, kind) in crate::fault::take(k.control) {
                 if let Ok(child) = Child::try_new(u64::from(id)) {
                     handler.fault(k, child, kind);
-                    any = true;
                 }
             }
         }
@@ -53,7 +51,6 @@ impl HostedPd {
         }
         if !notified.is_empty() {
             handler.notified(k, notified);
-            any = true;
         }
         for i in 0..k.ends.len() {
             let Some((page, id)) = k.ends.get(i).filter(|e| e.serves).map(|e| (e.page, e.id))
@@ -63,25 +60,21 @@ impl HostedPd {
             if let Some(call) = channel::take_call(page, &mut k.mrs) {
                 let reply = handler.protected(k, id, call.msg);
                 channel::reply(page, call, &k.mrs, reply);
-                any = true;
             }
         }
         if k.timeout.is_some_and(|t| clock::now_ns() >= t) {
             k.timeout = None;
             handler.timeout(k);
-            any = true;
         }
-        any
     }
 
     /// Whether any word says there is an event (reads only).
     fn ready(&self) -> bool {
         let k = &self.kernel;
-        k.control.event.load(Ordering::Acquire) & FAULT != 0
-            || k.ends.iter().any(|e| {
-                channel::notifications(e.page, e.ends) != e.seen
-                    || (e.serves && channel::has_call(e.page))
-            })
+        k.ends.iter().any(|e| {
+            (e.serves && channel::has_call(e.page))
+                || channel::notifications(e.page, e.ends) != e.seen
+        }) || k.control.event.load(Ordering::Acquire) & FAULT != 0
             || k.timeout.is_some_and(|t| clock::now_ns() >= t)
     }
 
@@ -159,9 +152,9 @@ impl pd_programs::Platform for HostedPd {
             None => handler,
         };
         loop {
-            if !self.dispatch(handler) {
-                self.idle();
-            }
+            self.dispatch(handler);
+            // Returns at once when an event arrived meanwhile (its first check reads the words).
+            self.idle();
         }
     }
 }
