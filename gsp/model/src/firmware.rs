@@ -4,7 +4,11 @@
 //! The queue code is `gsp::cmdq`'s, from the firmware side (`Side::Gsp`: the status queue is our
 //! Tx, the command queue our Rx), so both ends share one definition of every check. On top of it:
 //! - commands split into `CONTINUATION_RECORD`s are reassembled into the caller's buffer (the
-//!   total is known from the RM alloc/control headers' `paramsSize`);
+//!   total is known from the RM alloc/control headers' `paramsSize`). What RM will not use (the
+//!   continuation records of a control it does not implement, or of a command too large for the
+//!   buffer) is validated where it lies in the ring, as GSP-RM reads the ring over DMA: every
+//!   byte read once, for the checksum, and copied nowhere. Whatever the model uses is the copy
+//!   it checked;
 //! - one RPC is handled at a time; its reply echoes the function and `sequence` and carries the
 //!   result in `rpc_result` (RM alloc/control/free carry RM's status in their own `status` field,
 //!   as OpenRM's `rpcRmApiControl_GSP` reads it);
@@ -20,13 +24,15 @@ use crate::rm::{AllocRequest, Rm};
 use crate::{Fault, GspModel, Trace, TraceLog};
 use gsp::cmdq::{
     MessageMeta, QueueError, Received, Rx, SharedQueues, Side, Tx, TxSignal, ENTRY_OFFSET,
-    GSP_PAGE_SIZE, MAX_ELEMENTS, MAX_PAYLOAD, QUEUE_REGION_SIZE, STATQ_OFFSET,
+    GSP_PAGE_SIZE, MAX_ELEMENTS, MAX_PAYLOAD, PEEK_LEN, QUEUE_REGION_SIZE, STATQ_OFFSET,
 };
 use gsp::fw::current::registry::{PACKED_REGISTRY_ENTRY, PACKED_REGISTRY_TABLE};
-use gsp::fw::current::rm::{NvStatus, RmClass, NV0000_ALLOC_PARAMETERS, NV0080_ALLOC_PARAMETERS};
+use gsp::fw::current::rm::{
+    NvStatus, RmClass, RmControl, NV0000_ALLOC_PARAMETERS, NV0080_ALLOC_PARAMETERS,
+};
 use gsp::fw::current::rpc::{
-    rpc_free_v03_00, rpc_gsp_rm_alloc_v03_00, rpc_gsp_rm_control_v03_00, rpc_os_error_log_v17_00,
-    rpc_post_event_v17_00, rpc_rc_triggered_v17_02, MsgFunction, NV_OK,
+    rpc_free_v03_00, rpc_gsp_rm_alloc_v03_00, rpc_gsp_rm_control_v03_00, rpc_message_header_v03_00,
+    rpc_os_error_log_v17_00, rpc_post_event_v17_00, rpc_rc_triggered_v17_02, MsgFunction, NV_OK,
 };
 use gsp::fw::current::sequencer::rpc_run_cpu_sequencer_v17_00;
 use gsp::fw::current::static_info::GspStaticConfigInfo;
@@ -46,17 +52,30 @@ const PENDING_EVENTS: usize = 8;
 /// An event number no firmware defines (the spurious-event knob sends it).
 const BOGUS_EVENT: u32 = 0x10fe;
 
+/// What of a command's payload the model copies out of the ring into its buffer. The rest is
+/// checksummed where it lies (read once, as the GSP reads the ring over DMA) and dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    /// All of it.
+    All,
+    /// The first message only: the rest are parameters of a control RM does not implement,
+    /// which it refuses from the fixed part without reading them (see [`unread_control`]).
+    FirstMessage,
+    /// Nothing after the first message: too large for the buffer; refused once complete.
+    Nothing,
+}
+
 /// A command being reassembled from continuation records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Assembly {
     function: u32,
     sequence: u32,
-    /// Payload bytes received so far (in the buffer, unless discarding).
+    /// Payload bytes received so far (in the buffer when `keep` is [`Keep::All`]).
     got: usize,
     /// Payload bytes the command announced.
     expected: usize,
-    /// Too large for the buffer: consume and drop the rest, then refuse.
-    discard: bool,
+    /// What is copied out.
+    keep: Keep,
 }
 
 /// A reply being sent a message at a time from the front of the buffer.
@@ -464,14 +483,35 @@ fn announced_len(function: u32, payload: &[u8]) -> usize {
 /// The assembly a command starts with its first message (at the front of `buf`).
 fn first_message(buf: &[u8], msg: &Received) -> Assembly {
     let function = msg.rpc.function;
-    let expected = announced_len(function, buf.get(..msg.len).unwrap_or_default());
+    let payload = buf.get(..msg.len).unwrap_or_default();
+    let expected = announced_len(function, payload);
+    let keep = if unread_params(&msg.rpc, payload) {
+        Keep::FirstMessage
+    } else if expected > buf.len() {
+        Keep::Nothing
+    } else {
+        Keep::All
+    };
     Assembly {
         function,
         sequence: msg.rpc.sequence,
         got: msg.len,
         expected,
-        discard: expected > buf.len(),
+        keep,
     }
+}
+
+/// Whether the message with RPC header `rpc`, whose payload starts with `head` (at least the
+/// fixed part), starts a GSP_RM_CONTROL of a command RM does not implement, whose parameters
+/// continue in continuation records: RM never reads them, so the model copies only the fixed
+/// part (see [`unread_control`]).
+fn unread_params(rpc: &rpc_message_header_v03_00, head: &[u8]) -> bool {
+    let len =
+        (rpc.length as usize).saturating_sub(core::mem::size_of::<rpc_message_header_v03_00>());
+    rpc.function == u32::from(MsgFunction::GspRmControl)
+        && announced_len(rpc.function, head) > len
+        && rpc_gsp_rm_control_v03_00::read_from_prefix(head)
+            .is_ok_and(|(h, _)| RmControl::try_from(h.cmd).is_err())
 }
 
 /// Receive one message and, when a command is complete, handle it. `None`: nothing to do now;
@@ -479,9 +519,26 @@ fn first_message(buf: &[u8], msg: &Received) -> Assembly {
 fn receive(m: &mut GspModel<'_>) -> Option<Option<Outgoing>> {
     let q = m.queues.as_mut()?;
     let asm = q.assembly;
-    let at = asm.map_or(0, |a| if a.discard { 0 } else { a.got });
+    let keep = asm.map_or(Keep::All, |a| a.keep);
+    // Where this message's bytes go: after what was kept, or, when the rest of the command is
+    // dropped, after its fixed part (the peeked bytes of its continuation records land there).
+    let at = match asm {
+        None => 0,
+        Some(a) if keep == Keep::All => a.got,
+        Some(_) => PEEK_LEN,
+    };
     let dst = m.buf.get_mut(at..).unwrap_or_default();
-    let msg: Received = match q.rx.try_receive(dst) {
+    // What RM will not read is only validated, in place: a continuation record of a command
+    // whose rest is dropped, and the parameters of an unknown control that continues in
+    // continuation records (its fixed part is in the bytes peeked at).
+    let wanted = |rpc: &rpc_message_header_v03_00, head: &[u8]| {
+        if rpc.function == u32::from(MsgFunction::ContinuationRecord) {
+            keep == Keep::All
+        } else {
+            !unread_params(rpc, head)
+        }
+    };
+    let msg: Received = match q.rx.try_receive_or_verify(dst, wanted) {
         Ok(Some(msg)) => msg,
         Ok(None) => return None,
         Err(e) if e.is_skipped_message() || e == QueueError::BufferTooSmall => {
@@ -515,8 +572,8 @@ fn receive(m: &mut GspModel<'_>) -> Option<Option<Outgoing>> {
                 a.function
             );
             m.trace.record(Trace::CommandRejected);
-            if !a.discard && a.got + msg.len <= m.buf.len() {
-                m.buf.copy_within(a.got..a.got + msg.len, 0);
+            if at + msg.len <= m.buf.len() {
+                m.buf.copy_within(at..at + msg.len, 0);
             }
             first_message(m.buf, &msg)
         }
@@ -531,20 +588,52 @@ fn receive(m: &mut GspModel<'_>) -> Option<Option<Outgoing>> {
     if let Some(q) = m.queues.as_mut() {
         q.assembly = None;
     }
-    if a.discard {
-        log::error!(
-            "gsp_model: command {:#x} of {} bytes exceeds the model's buffer",
-            a.function,
-            a.expected
-        );
-        return Some(Some(reply(
-            a.function,
-            a.sequence,
-            NvStatus::InvalidArgument,
-            0,
-        )));
+    match a.keep {
+        Keep::All => Some(handle(m, a.function, a.sequence, a.got)),
+        Keep::FirstMessage => Some(Some(unread_control(m, a.sequence))),
+        Keep::Nothing => {
+            log::error!(
+                "gsp_model: command {:#x} of {} bytes exceeds the model's buffer",
+                a.function,
+                a.expected
+            );
+            Some(Some(reply(
+                a.function,
+                a.sequence,
+                NvStatus::InvalidArgument,
+                0,
+            )))
+        }
     }
-    Some(handle(m, a.function, a.sequence, a.got))
+}
+
+/// A GSP_RM_CONTROL of a command RM does not implement, whose parameters ran into continuation
+/// records and were validated in place, never copied: RM's verdict comes from the fixed part at
+/// the front of the buffer (client, object, then the unknown command: it never reaches the
+/// parameters), and the reply is that fixed part with the status, without parameters. Nothing
+/// is lost to the driver: on a failed control OpenRM's `rpcRmApiControl_GSP` copies parameters
+/// back only for controls flagged `RMCTRL_FLAGS_COPYOUT_ON_ERROR`, which an unknown control
+/// cannot be. (A control that fits one message is still answered with its parameters.)
+fn unread_control(m: &mut GspModel<'_>, sequence: u32) -> Outgoing {
+    let function = MsgFunction::GspRmControl.into();
+    let hdr = core::mem::size_of::<rpc_gsp_rm_control_v03_00>();
+    let Some((mut h, _)) = m
+        .buf
+        .get(..hdr)
+        .and_then(|b| rpc_gsp_rm_control_v03_00::read_from_prefix(b).ok())
+    else {
+        return reply(function, sequence, NvStatus::InvalidParamStruct, 0);
+    };
+    let r = m.rm.control(h.hClient, h.hObject, h.cmd, &mut [], &m.mem);
+    let what = format_args!(
+        "RM_CONTROL {:#x} on {:#x} ({} bytes of parameters, unread)",
+        h.cmd, h.hObject, h.paramsSize
+    );
+    h.status = verdict(&mut m.trace, MsgFunction::GspRmControl, r, what).into();
+    match put_header(m.buf, &h) {
+        Ok(()) => reply(function, sequence, NvStatus::Ok, hdr),
+        Err(s) => reply(function, sequence, s, 0),
+    }
 }
 
 /// A reply of the first `len` buffer bytes with `rpc_result` = `status`.

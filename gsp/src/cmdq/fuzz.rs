@@ -14,8 +14,8 @@ use core::sync::atomic::Ordering;
 use pd_core::shm::Region;
 use std::vec;
 
-/// A signal for the fuzzer's firmware side: never waits.
-struct NoWait;
+/// A signal for the fuzzer's firmware side (and the queue tests): never waits.
+pub(crate) struct NoWait;
 
 impl TxSignal for NoWait {
     fn notify(&mut self) -> Result<(), QueueError> {

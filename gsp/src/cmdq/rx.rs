@@ -1,9 +1,9 @@
 //! The receiving end: copy out, validate, and skip what is bad without wedging.
 
 use super::{
-    elements_for, expected_tx_header, queue_name, ring_offset, used_slots, Checksum, QueueError,
-    QueueTrace, QueueTraceRing, Side, ELEMENT_HDR_SIZE, GSP_PAGE_SIZE, MAX_ELEMENTS,
-    MESSAGE_HDR_SIZE, MSG_COUNT, RPC_HDR_SIZE, RX_READ_PTR, TX_WRITE_PTR,
+    elements_for, expected_tx_header, queue_name, ring_spans, used_slots, Checksum, QueueError,
+    QueueTrace, QueueTraceRing, Side, ELEMENT_HDR_SIZE, MAX_ELEMENTS, MESSAGE_HDR_SIZE, MSG_COUNT,
+    RPC_HDR_SIZE, RX_READ_PTR, TX_WRITE_PTR,
 };
 use crate::fw::current::msgq::{
     msgqTxHeader, GSP_MSG_QUEUE_ELEMENT, GSP_MSG_QUEUE_ELEMENT_SIZE_MAX,
@@ -15,6 +15,11 @@ use crate::fw::current::rpc::{
 use core::sync::atomic::{fence, Ordering};
 use pd_core::shm::{ReadWrite, Region};
 use zerocopy::{FromZeros, IntoBytes};
+
+/// Payload bytes [`Rx::try_receive_or_verify`] copies before asking whether the rest is wanted:
+/// room for the fixed part of any command the firmware side decides on (RM control 24 bytes,
+/// RM alloc 32).
+pub const PEEK_LEN: usize = 64;
 
 /// How many entries to skip past a rejected message whose (copied) header is `hdr`.
 ///
@@ -173,21 +178,54 @@ impl Rx {
     }
 
     /// Receive the next message, if one is published: its payload (after the RPC header) is
-    /// copied to the front of `buf`.
+    /// copied to the front of `buf`, checksummed in the same pass, and checked only then (what
+    /// was checked is what the caller uses, whatever the peer writes meanwhile).
     ///
     /// # Errors
     /// - [`QueueError::is_skipped_message`] errors: the message was invalid and has been skipped
     ///   (the contents of `buf` are meaningless); call again for the next one.
     /// - Pointer errors as [`Rx::available`]: nothing was consumed.
     pub fn try_receive(&mut self, buf: &mut [u8]) -> Result<Option<Received>, QueueError> {
+        self.receive(buf, 0, |_, _| true)
+    }
+
+    /// As [`Rx::try_receive`], for the firmware side, which reads the ring where it lies (the
+    /// GSP over DMA). The first [`PEEK_LEN`] payload bytes (fewer if shorter) are copied to
+    /// `buf`; `keep` sees the RPC header and those bytes (copied, checked for shape but not yet
+    /// for the checksum) and says whether the rest is wanted. A wanted rest is copied after
+    /// them as by [`Rx::try_receive`]; an unwanted one is checksummed in place, each byte read
+    /// once, copied nowhere ([`Received::len`] still gives the whole length). Either way the
+    /// message is validated in full, and consumed.
+    ///
+    /// Whatever the caller uses is the copy that was checked; the CPU side, which must copy
+    /// before checking, uses [`Rx::try_receive`].
+    ///
+    /// # Errors
+    /// As [`Rx::try_receive`] ([`QueueError::BufferTooSmall`] only for a wanted payload).
+    pub fn try_receive_or_verify(
+        &mut self,
+        buf: &mut [u8],
+        keep: impl FnOnce(&rpc_message_header_v03_00, &[u8]) -> bool,
+    ) -> Result<Option<Received>, QueueError> {
+        self.receive(buf, PEEK_LEN, keep)
+    }
+
+    /// Receive the next message: `peek` payload bytes are copied and shown to `keep`, which
+    /// decides whether the rest is copied too.
+    fn receive(
+        &mut self,
+        buf: &mut [u8],
+        peek: usize,
+        keep: impl FnOnce(&rpc_message_header_v03_00, &[u8]) -> bool,
+    ) -> Result<Option<Received>, QueueError> {
         let avail = self.available()?;
         if avail == 0 {
             return Ok(None);
         }
         let slot = self.rd;
         let mut hdr = GSP_MSG_QUEUE_ELEMENT::new_zeroed();
-        self.copy_at(slot, 0, hdr.as_mut_bytes())?;
-        match self.validate(slot, avail, &hdr, buf) {
+        let head = self.copy_at(slot, 0, hdr.as_mut_bytes())?;
+        match self.validate(slot, avail, (&hdr, head), buf, (peek, keep)) {
             Ok(received) => {
                 self.consume(received.elements)?;
                 Ok(Some(received))
@@ -209,13 +247,19 @@ impl Rx {
         }
     }
 
-    /// Validate the message whose header (copied) is `hdr`, and copy its payload into `buf`.
+    /// Validate the message whose header (copied, with its part of the checksum) is `hdr`,
+    /// copying `peek` payload bytes into `buf`, then the rest when `keep` wants it, and
+    /// checksumming the rest in place otherwise.
     fn validate(
         &mut self,
         slot: u32,
         avail: u32,
-        hdr: &GSP_MSG_QUEUE_ELEMENT,
+        (hdr, mut sum): (&GSP_MSG_QUEUE_ELEMENT, Checksum),
         buf: &mut [u8],
+        (peek, keep): (
+            usize,
+            impl FnOnce(&rpc_message_header_v03_00, &[u8]) -> bool,
+        ),
     ) -> Result<Received, (QueueError, QueueTrace)> {
         let count = hdr.elemCount;
         if count == 0 || count > MAX_ELEMENTS || count > avail {
@@ -251,27 +295,30 @@ impl Rx {
             return Err((QueueError::BadRpcHeader, t));
         }
         let len = rpc_len - RPC_HDR_SIZE;
-        let Some(dst) = buf.get_mut(..len) else {
-            // CAST: len < 64 KiB.
-            let t = QueueTrace::BufferTooSmall { length: len as u32 };
-            return Err((QueueError::BufferTooSmall, t));
+        // Not expected to fail: ring_spans keeps every access inside the queue.
+        let region_error = |e| {
+            let t = QueueTrace::BadLength {
+                length: hdr.rpc.length,
+            };
+            (e, t)
         };
-        let mut sum = Checksum::default();
-        sum.add(0, hdr.as_bytes());
-        // One page at a time: copy out, then checksum the copy while it is still in L1.
-        let mut pos = MESSAGE_HDR_SIZE;
-        for piece in dst.chunks_mut(GSP_PAGE_SIZE) {
-            // Not expected to fail: ring_offset keeps every copy inside the queue.
-            self.copy_at(slot, pos, piece).map_err(|e| {
-                (
-                    e,
-                    QueueTrace::BadLength {
-                        length: hdr.rpc.length,
-                    },
-                )
-            })?;
-            sum.add(pos, piece);
-            pos += piece.len();
+        let (head, rest) = buf.split_at_mut(peek.min(len).min(buf.len()));
+        if !head.is_empty() {
+            sum.merge(
+                self.copy_at(slot, MESSAGE_HDR_SIZE, head)
+                    .map_err(region_error)?,
+            );
+        }
+        let (pos, left) = (MESSAGE_HDR_SIZE + head.len(), len - head.len());
+        if keep(&hdr.rpc, head) {
+            let Some(dst) = rest.get_mut(..left) else {
+                // CAST: len < 64 KiB.
+                let t = QueueTrace::BufferTooSmall { length: len as u32 };
+                return Err((QueueError::BufferTooSmall, t));
+            };
+            sum.merge(self.copy_at(slot, pos, dst).map_err(region_error)?);
+        } else {
+            sum.merge(self.sum_at(slot, pos, left).map_err(region_error)?);
         }
         if sum.value() != 0 {
             let t = QueueTrace::BadChecksum {
@@ -304,16 +351,33 @@ impl Rx {
     }
 
     /// Copy `dst.len()` bytes from message offset `pos` of the message at `slot` (in at most
-    /// two pieces: a message may wrap around the ring's end).
-    fn copy_at(&self, slot: u32, pos: usize, dst: &mut [u8]) -> Result<(), QueueError> {
-        let (at, to_end) = ring_offset(self.theirs, slot, pos);
-        let (first, second) = dst.split_at_mut(to_end.min(dst.len()));
-        self.region.read_bytes(at, first)?;
-        if !second.is_empty() {
-            let (at, _) = ring_offset(self.theirs, slot, pos + first.len());
-            self.region.read_bytes(at, second)?;
+    /// two pieces: a message may wrap around the ring's end), and return their part of the
+    /// checksum, computed from the bytes copied in the same pass.
+    fn copy_at(&self, slot: u32, pos: usize, dst: &mut [u8]) -> Result<Checksum, QueueError> {
+        let mut sum = Checksum::default();
+        let mut rest = dst;
+        for (at, p, n) in ring_spans(self.theirs, slot, pos, rest.len()) {
+            if n == 0 {
+                continue;
+            }
+            let (now, later) = rest.split_at_mut(n.min(rest.len()));
+            sum.add_words(p, self.region.read_bytes_xor(at, now)?);
+            rest = later;
         }
-        Ok(())
+        Ok(sum)
+    }
+
+    /// The checksum part of `len` bytes from message offset `pos` of the message at `slot`, read
+    /// in place and copied nowhere.
+    fn sum_at(&self, slot: u32, pos: usize, len: usize) -> Result<Checksum, QueueError> {
+        let mut sum = Checksum::default();
+        for (at, p, n) in ring_spans(self.theirs, slot, pos, len) {
+            if n == 0 {
+                continue;
+            }
+            sum.add_words(p, self.region.xor_bytes(at, n)?);
+        }
+        Ok(sum)
     }
 
     /// Advance our read pointer past `count` entries and publish it.
@@ -325,5 +389,101 @@ impl Rx {
         self.region
             .store_u32(self.mine + RX_READ_PTR, self.rd, Ordering::Release)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::cmdq::fuzz::NoWait;
+    use crate::cmdq::{
+        MessageMeta, SharedQueues, Tx, CMDQ_OFFSET, ENTRY_OFFSET, MAX_PAYLOAD, QUEUE_REGION_SIZE,
+    };
+    use crate::fw::current::rpc::NV_VGPU_MSG_RESULT_RPC_PENDING;
+    use pd_core::shm::{ReadWrite, Region};
+    use std::vec;
+    use std::vec::Vec;
+
+    /// The driver's command-queue end, the firmware's, and a raw view to damage the ring with.
+    fn cmdq() -> (Tx, Rx, Region<ReadWrite>) {
+        let region = Region::from_static(vec![0u8; QUEUE_REGION_SIZE].leak());
+        let (cpu, gsp) = (region.alias(), region.alias());
+        let cpu = SharedQueues::new(cpu).unwrap();
+        cpu.init_cpu(0x1000_0000).unwrap();
+        let gsp = SharedQueues::new(gsp).unwrap();
+        gsp.init_gsp().unwrap();
+        let (tx, _) = cpu.split(Side::Cpu).unwrap();
+        let (_, rx) = gsp.split(Side::Gsp).unwrap();
+        (tx, rx, region)
+    }
+
+    fn pattern(n: usize, seed: u8) -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed ^ (i >> 8) as u8)
+            .collect()
+    }
+
+    fn send(tx: &mut Tx, body: &[u8]) {
+        let meta = MessageMeta::reply(76, 9, NV_VGPU_MSG_RESULT_RPC_PENDING);
+        tx.send_message(meta, body, &mut NoWait).unwrap();
+    }
+
+    #[test]
+    fn an_unwanted_payload_is_verified_in_place_and_only_its_head_copied() {
+        let (mut tx, mut rx, _) = cmdq();
+        // Uneven sizes walk the messages around the ring: pieces start at every word phase
+        // and several messages wrap at its end.
+        for (i, len) in [3usize, 64, 65, 4000, 20_003, MAX_PAYLOAD, 777, 50_001]
+            .iter()
+            .cycle()
+            .take(40)
+            .enumerate()
+        {
+            let body = pattern(*len, i as u8);
+            send(&mut tx, &body);
+            let want = i % 2 == 0;
+            let mut peeked = Vec::new();
+            // A buffer as short as the head is enough when the rest is not wanted.
+            let mut buf = vec![0xeeu8; if want { *len } else { PEEK_LEN }];
+            let keep = |rpc: &rpc_message_header_v03_00, head: &[u8]| {
+                assert_eq!(rpc.length as usize, RPC_HDR_SIZE + len);
+                peeked.extend_from_slice(head);
+                want
+            };
+            let m = rx.try_receive_or_verify(&mut buf, keep).unwrap().unwrap();
+            assert_eq!(m.len, *len, "message {i}");
+            let head = (*len).min(PEEK_LEN);
+            assert_eq!(peeked, &body[..head]);
+            if want {
+                assert_eq!(buf, body);
+            } else {
+                assert_eq!(&buf[..head], &body[..head]);
+                assert!(buf[head..].iter().all(|&b| b == 0xee));
+            }
+        }
+        assert_eq!(rx.trace().recent().count(), 0);
+    }
+
+    #[test]
+    fn a_damaged_payload_is_rejected_whether_wanted_or_not() {
+        for want in [false, true] {
+            let (mut tx, mut rx, raw) = cmdq();
+            let bad = pattern(30_000, 1);
+            send(&mut tx, &bad);
+            send(&mut tx, &pattern(100, 2));
+            // Entry 0 holds the first message: flip a payload byte far past the peeked head.
+            let at = CMDQ_OFFSET + ENTRY_OFFSET + MESSAGE_HDR_SIZE + 20_000;
+            let b: u8 = raw.read(at).unwrap();
+            raw.write(at, &(b ^ 0x10)).unwrap();
+            let mut buf = vec![0u8; 0x10000];
+            assert_eq!(
+                rx.try_receive_or_verify(&mut buf, |_, _| want),
+                Err(QueueError::BadChecksum)
+            );
+            let m = rx.try_receive_or_verify(&mut buf, |_, _| true).unwrap();
+            assert_eq!(m.map(|m| (m.len, m.seq)), Some((100, 1)));
+            assert_eq!(&buf[..100], pattern(100, 2));
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! The sending end: commands built in place in the ring, split into continuation records.
 
 use super::{
-    elements_for, free_slots, queue_name, ring_offset, used_slots, Checksum, QueueError,
-    QueueTrace, QueueTraceRing, Side, GSP_PAGE_SIZE, MAX_PAYLOAD, MESSAGE_HDR_SIZE, MSG_COUNT,
-    RPC_HDR_SIZE, RX_READ_PTR, TX_WRITE_PTR,
+    elements_for, free_slots, queue_name, ring_spans, used_slots, Checksum, QueueError, QueueTrace,
+    QueueTraceRing, Side, MAX_PAYLOAD, MESSAGE_HDR_SIZE, MSG_COUNT, RPC_HDR_SIZE, RX_READ_PTR,
+    TX_WRITE_PTR,
 };
 use crate::fw::current::msgq::GSP_MSG_QUEUE_ELEMENT;
 use crate::fw::current::rpc::{
@@ -323,13 +323,13 @@ impl PayloadWriter<'_> {
                     continue;
                 }
             };
-            // One page at a time: checksum then copy while the piece is still in L1.
-            let (now, rest) = bytes.split_at(room.min(bytes.len()).min(GSP_PAGE_SIZE));
+            // Copied and checksummed in one pass over the bytes.
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            let sum = self.put(slot, pos, now)?;
             if let Some(m) = &mut self.open {
-                m.sum.add(pos, now);
+                m.sum.merge(sum);
                 m.written += now.len();
             }
-            self.put(slot, pos, now)?;
             self.remaining -= now.len();
             bytes = rest;
         }
@@ -361,16 +361,21 @@ impl PayloadWriter<'_> {
         Ok(())
     }
 
-    /// Copy `bytes` to message offset `pos` of the message at `slot`, in at most two pieces.
-    fn put(&mut self, slot: u32, pos: usize, bytes: &[u8]) -> Result<(), QueueError> {
-        let (at, to_end) = ring_offset(self.tx.mine, slot, pos);
-        let (first, second) = bytes.split_at(to_end.min(bytes.len()));
-        self.tx.region.write_bytes(at, first)?;
-        if !second.is_empty() {
-            let (at, _) = ring_offset(self.tx.mine, slot, pos + first.len());
-            self.tx.region.write_bytes(at, second)?;
+    /// Copy `bytes` to message offset `pos` of the message at `slot` (in at most two pieces: a
+    /// message may wrap around the ring's end) and return their part of the checksum, computed
+    /// in the same pass as the copy.
+    fn put(&mut self, slot: u32, pos: usize, bytes: &[u8]) -> Result<Checksum, QueueError> {
+        let mut sum = Checksum::default();
+        let mut rest = bytes;
+        for (at, p, n) in ring_spans(self.tx.mine, slot, pos, bytes.len()) {
+            if n == 0 {
+                continue;
+            }
+            let (now, later) = rest.split_at(n.min(rest.len()));
+            sum.add_words(p, self.tx.region.write_bytes_xor(at, now)?);
+            rest = later;
         }
-        Ok(())
+        Ok(sum)
     }
 
     /// Reserve ring space for the next message (waiting through the signal if needed).
@@ -412,6 +417,7 @@ impl PayloadWriter<'_> {
         // its staging copy with zeros; the receiver may read them).
         let end = MESSAGE_HDR_SIZE + m.cap;
         let pad = (8 - end % 8) % 8;
+        // Zeros add nothing to the checksum.
         self.put(m.slot, end, [0u8; 8].get(..pad).unwrap_or(&[]))?;
         let mut hdr = GSP_MSG_QUEUE_ELEMENT::new_zeroed();
         hdr.seqNum = self.tx.seq;
@@ -429,6 +435,7 @@ impl PayloadWriter<'_> {
         };
         m.sum.add(0, hdr.as_bytes());
         hdr.checkSum = m.sum.value();
+        // The header's own part of the sum is already in (with checkSum still zero).
         self.put(m.slot, 0, hdr.as_bytes())?;
         // Store fence: the GSP must see the whole message before the pointer that publishes it.
         fence(Ordering::SeqCst);
