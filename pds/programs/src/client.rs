@@ -19,9 +19,10 @@ pub const RUN_NS: u64 = 1_000_000_000;
 pub const GIVE_UP_NS: u64 = 10_000_000_000;
 
 /// A client's channel to drm and its three regions (ioctl buffer, VRAM window, DMA pool).
-type Config = (Channel, RegionDecl, RegionDecl, RegionDecl);
+pub type Config = (Channel, RegionDecl, RegionDecl, RegionDecl);
 
-fn config(name: &str) -> Option<Config> {
+/// The configuration of client PD `name`.
+pub fn config(name: &str) -> Option<Config> {
     use client0::regions as r0;
     use client1::regions as r1;
     match name {

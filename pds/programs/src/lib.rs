@@ -33,6 +33,7 @@ pub mod supervisor;
 pub mod sys;
 
 pub mod alloc;
+pub mod bench_client;
 pub mod client;
 pub mod client_ext;
 pub mod drm;
