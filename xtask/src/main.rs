@@ -96,9 +96,20 @@ fn cargo(args: &[&str], extra: &[&str]) -> ExitCode {
     }
 }
 
-/// The whole test suite: every crate's unit and integration tests.
+/// The whole test suite: every crate's unit and integration tests, then the seL4 image test on
+/// every board (each prints SKIPPED where the Microkit SDK or a toolchain with rust-src is absent).
 fn test() -> ExitCode {
-    cargo(&["test", "--workspace"], &[])
+    let unit = cargo(&["test", "--workspace"], &[]);
+    if unit != ExitCode::SUCCESS {
+        return unit;
+    }
+    for board in image::BOARDS {
+        let result = image::test_image(&["--board", board.name]);
+        if result != ExitCode::SUCCESS {
+            return result;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// The workspace root (xtask lives one level below it).

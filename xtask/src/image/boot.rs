@@ -229,6 +229,13 @@ impl super::Board {
                 img.display()
             ));
         }
+        // Deterministic guest time, one nanosecond per instruction, unless the caller chose
+        // otherwise. Without it, guest time is host time: on a loaded host a PD's 1 ms budget
+        // then covers only a few console characters (each costs ~30 us of emulated I/O on q35),
+        // so PDs of equal priority cut each other's lines, and no two runs are alike.
+        if !opts.qemu_args.iter().any(|a| a == "-icount") {
+            cmd.args(["-icount", "shift=0"]);
+        }
         cmd.args(&opts.qemu_args);
         cmd
     }

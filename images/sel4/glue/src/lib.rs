@@ -26,6 +26,7 @@ mod adapter;
 mod clock;
 mod console;
 mod fault;
+mod heap;
 mod kernel;
 mod restart;
 mod system;
