@@ -154,6 +154,14 @@ pub const MSIX_ENTRY_SIZE: u64 = 16;
 
 /// PCIe capability: flags (16 bits at +2), port type in bits 7:4.
 pub const EXP_FLAGS: u16 = 0x02;
+/// PCIe capability: device capabilities (32 bits).
+pub const EXP_DEVCAP: u16 = 0x04;
+/// DevCap: the function supports Function Level Reset (PCIe 6.0 §7.5.3.3, bit 28).
+pub const EXP_DEVCAP_FLR: u32 = 1 << 28;
+/// PCIe capability: device control (16 bits).
+pub const EXP_DEVCTL: u16 = 0x08;
+/// DevCtl: Initiate Function Level Reset (PCIe 6.0 §7.5.3.4, bit 15; reads as 0).
+pub const EXP_DEVCTL_BCR_FLR: u16 = 1 << 15;
 /// PCIe capability: device capabilities 2 (32 bits).
 pub const EXP_DEVCAP2: u16 = 0x24;
 /// PCIe capability: device control 2 (16 bits).

@@ -96,9 +96,19 @@ pub enum Trace {
         /// Routing id of the function.
         bdf: u16,
     },
+    /// A released function was reset (FLR) and its BARs restored.
+    Reset {
+        /// Routing id of the function.
+        bdf: u16,
+    },
+    /// The reset or the restore after it failed.
+    ResetFailed {
+        /// Routing id of the function.
+        bdf: u16,
+    },
 }
 
-const TRACE_KINDS: usize = 13;
+const TRACE_KINDS: usize = 15;
 
 impl TraceEvent for Trace {
     const KINDS: usize = TRACE_KINDS;
@@ -118,6 +128,8 @@ impl TraceEvent for Trace {
             Self::BadRequest { .. } => 10,
             Self::ClientReleased { .. } => 11,
             Self::QuiesceFailed { .. } => 12,
+            Self::Reset { .. } => 13,
+            Self::ResetFailed { .. } => 14,
         }
     }
 
@@ -136,6 +148,8 @@ impl TraceEvent for Trace {
             "BadRequest",
             "ClientReleased",
             "QuiesceFailed",
+            "Reset",
+            "ResetFailed",
         ]
         .get(kind)
         .copied()
@@ -330,6 +344,7 @@ impl<P: ConfigPort> PciServer<'_, P> {
         for i in 0..self.holders.len() {
             if self.holders.get(i).copied().flatten() == Some(client) {
                 self.quiesce(k, i);
+                self.reset(k, i);
                 if let Some(h) = self.holders.get_mut(i) {
                     *h = None;
                 }
@@ -347,6 +362,68 @@ impl<P: ConfigPort> PciServer<'_, P> {
             });
         }
         n
+    }
+
+    /// Function-level reset of table entry `i` if it is a PCIe function that supports it, so the
+    /// next holder finds the device as after power-on rather than as the dead holder left it (a
+    /// GPU whose firmware still runs and whose queues point into memory that was reclaimed): the
+    /// VFIO rule for a device changing hands. The reset clears what software configured; the
+    /// BARs are written back where they were assigned and the command register as the server
+    /// set it, bus mastering off (Linux saves and restores the same around
+    /// `pci_reset_function`).
+    fn reset(&mut self, k: &mut dyn Kernel, i: usize) {
+        let Some(f) = self.table.get(i) else {
+            return;
+        };
+        let Some(pcie) = f.pcie else {
+            return;
+        };
+        let (bdf, bars, command) = (f.bdf, f.bars, f.command & !regs::CMD_MASTER);
+        let flr = self.port.with(k, |cfg| {
+            if cfg.read32(bdf, pcie.cap + regs::EXP_DEVCAP)? & regs::EXP_DEVCAP_FLR == 0 {
+                return Ok(false);
+            }
+            let devctl = cfg.read16(bdf, pcie.cap + regs::EXP_DEVCTL)?;
+            cfg.write16(
+                bdf,
+                pcie.cap + regs::EXP_DEVCTL,
+                devctl | regs::EXP_DEVCTL_BCR_FLR,
+            )?;
+            Ok(true)
+        });
+        match flr {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(e) => return self.reset_failed(bdf, e),
+        }
+        settle(k);
+        let restored = self.port.with(k, |cfg| {
+            for bar in bars.iter().flatten().filter(|b| b.assigned) {
+                let reg = regs::BAR0 + 4 * u16::from(bar.index);
+                // CAST: low and high halves of the address.
+                cfg.write32(bdf, reg, bar.addr as u32)?;
+                if bar.kind == pci_api::BarKind::Mem64 {
+                    cfg.write32(bdf, reg + 4, (bar.addr >> 32) as u32)?;
+                }
+            }
+            cfg.write16(bdf, regs::COMMAND, command)
+        });
+        match restored {
+            Ok(()) => {
+                log::info!("pci: {bdf} function-level reset; BARs restored, bus mastering off");
+                self.trace.record(Trace::Reset {
+                    bdf: bdf.routing_id(),
+                });
+            }
+            Err(e) => self.reset_failed(bdf, e),
+        }
+    }
+
+    fn reset_failed(&mut self, bdf: Bdf, e: ConfigError) {
+        log::error!("pci: {bdf} function-level reset failed: {e}");
+        self.trace.record(Trace::ResetFailed {
+            bdf: bdf.routing_id(),
+        });
     }
 
     fn quiesce(&mut self, k: &mut dyn Kernel, i: usize) {
@@ -598,4 +675,21 @@ enum Reply {
     Value(u32),
     Listed(DeviceEntry, u16),
     Bar(BarPlacement),
+}
+
+/// TIMEOUT: PCIe 6.0 §6.6.2: after initiating FLR, software waits 100 ms before it sends the
+/// function configuration requests again. A clock that does not move (a test platform without
+/// time) ends the wait instead of hanging it.
+fn settle(k: &dyn Kernel) {
+    const FLR_WAIT_NS: u64 = 100_000_000;
+    const FROZEN_READS: u32 = 1000;
+    let mut last = k.now_ns();
+    let until = last.saturating_add(FLR_WAIT_NS);
+    let mut unchanged = 0;
+    while last < until && unchanged < FROZEN_READS {
+        core::hint::spin_loop();
+        let now = k.now_ns();
+        unchanged = if now == last { unchanged + 1 } else { 0 };
+        last = now;
+    }
 }

@@ -412,6 +412,20 @@ fn releasing_a_restarted_client_quiesces_its_devices() {
     assert!(logs()
         .iter()
         .any(|l| l == "pci: gsp released 1 device(s), bus mastering off"));
+    // The GPU can reset itself (FLR): it was reset, and its BARs are where they were assigned.
+    assert!(logs()
+        .iter()
+        .any(|l| l == "pci: 01:00.0 function-level reset; BARs restored, bus mastering off"));
+    let gpu = pci.model.function(2).unwrap();
+    for (index, bar) in server.functions()[2].bars.iter().enumerate() {
+        if let Some(b) = bar.filter(|b| b.assigned) {
+            let reg = regs::BAR0 + 4 * index as u16;
+            assert_eq!(
+                u64::from(gpu.read(reg, Width::U32) & !0xf),
+                b.addr & 0xffff_fff0
+            );
+        }
+    }
     assert_eq!(server.holder(GPU_FN), None);
     let mut gsp = as_client(&mut server, &mut pci, GSP);
     assert_eq!(

@@ -334,6 +334,61 @@ impl EmuFunction {
         Ok(self)
     }
 
+    /// Advertise Function Level Reset in the PCIe capability (DevCap bit 28): writing Initiate
+    /// FLR (DevCtl bit 15) then resets the function ([`EmuFunction::write`]).
+    ///
+    /// # Errors
+    /// [`EmuError::NoRoom`] when the function has no PCIe capability yet.
+    pub fn flr(&mut self) -> Result<&mut Self, EmuError> {
+        if self.pcie == 0 {
+            return Err(EmuError::NoRoom);
+        }
+        let at = self.pcie + regs::EXP_DEVCAP;
+        let devcap = self.peek(at, Width::U32);
+        self.set(at, Width::U32, devcap | regs::EXP_DEVCAP_FLR);
+        Ok(self)
+    }
+
+    /// Whether a write of `value` at `offset` sets Initiate FLR on a function that can reset.
+    fn initiates_flr(&self, offset: u16, width: Width, value: u32) -> bool {
+        if self.pcie == 0
+            || self.peek(self.pcie + regs::EXP_DEVCAP, Width::U32) & regs::EXP_DEVCAP_FLR == 0
+        {
+            return false;
+        }
+        // Bit 15 of DevCtl is bit 7 of its second byte.
+        let byte = self.pcie + regs::EXP_DEVCTL + 1;
+        (offset..offset + width.bytes()).contains(&byte)
+            && (value >> (8 * u32::from(byte - offset))) & 0x80 != 0
+    }
+
+    /// A function-level reset: what software configured goes back to its reset value — the
+    /// command register, the BARs and expansion ROM address, device control — while read-only
+    /// bits (ids, BAR types) stay. The rest of the state a real reset clears is not modelled.
+    fn function_reset(&mut self) {
+        let bridge =
+            self.peek(regs::HEADER_TYPE, Width::U8) & 0x7f == u32::from(regs::HEADER_BRIDGE);
+        let (bars, rom) = if bridge {
+            (8, regs::ROM_TYPE1)
+        } else {
+            (24, regs::ROM_TYPE0)
+        };
+        let ranges = [
+            (regs::COMMAND, 2),
+            (regs::BAR0, bars),
+            (rom, 4),
+            (self.pcie + regs::EXP_DEVCTL, 2),
+        ];
+        for (start, len) in ranges {
+            for at in usize::from(start)..usize::from(start) + len {
+                let m = self.wmask.get(at).copied().unwrap_or(0);
+                if let Some(b) = self.data.get_mut(at) {
+                    *b &= !m;
+                }
+            }
+        }
+    }
+
     /// Append an extended capability `id` of `len` bytes (header included, zero body).
     ///
     /// # Errors
@@ -383,9 +438,14 @@ impl EmuFunction {
         self.peek(offset, width)
     }
 
-    /// A hardware write: masked, write-one-to-clear honoured, dropped beyond the function's size.
+    /// A hardware write: masked, write-one-to-clear honoured, dropped beyond the function's size;
+    /// Initiate FLR on a function with [`EmuFunction::flr`] resets it.
     pub fn write(&mut self, offset: u16, width: Width, value: u32) {
         if u32::from(offset) + u32::from(width.bytes()) > u32::from(self.size) {
+            return;
+        }
+        if self.initiates_flr(offset, width, value) {
+            self.function_reset();
             return;
         }
         for i in 0..usize::from(width.bytes()) {

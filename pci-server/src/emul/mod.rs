@@ -230,6 +230,57 @@ mod tests {
     }
 
     #[test]
+    fn initiate_flr_resets_a_capable_function_and_nothing_else() {
+        let build = |flr: bool| {
+            let mut f = EmuFunction::endpoint(0x10de, 0x2204, 0x03_00_00);
+            f.bar(
+                1,
+                EmuBar::Mem64 {
+                    size: 1 << 20,
+                    prefetchable: true,
+                },
+            )
+            .unwrap()
+            .pcie(PcieType::Endpoint, false)
+            .unwrap();
+            if flr {
+                f.flr().unwrap();
+            }
+            f.write(0x14, Width::U32, 0xe000_0000);
+            f.write(0x18, Width::U32, 0x1);
+            f.write(regs::COMMAND, Width::U16, 0x6);
+            f
+        };
+        // The PCIe capability is the function's first, at 0x40.
+        let at = 0x40 + regs::EXP_DEVCTL;
+        let mut f = build(true);
+        f.write(at, Width::U16, 0x2010);
+        assert_eq!(f.read(at, Width::U16), 0x2010);
+        // A 32-bit write covering DevCtl with bit 15 set: BARs, command and DevCtl reset,
+        // the BAR's type bits and the ids stay.
+        f.write(at, Width::U32, u32::from(regs::EXP_DEVCTL_BCR_FLR));
+        assert_eq!(
+            (
+                f.read(0x14, Width::U32),
+                f.read(0x18, Width::U32),
+                f.read(regs::COMMAND, Width::U16),
+                f.read(at, Width::U16),
+                f.read(0, Width::U32)
+            ),
+            (0xc, 0, 0, 0, 0x2204_10de)
+        );
+        // Without the capability the bit is reserved: nothing happens.
+        let mut f = build(false);
+        f.write(at, Width::U16, u32::from(regs::EXP_DEVCTL_BCR_FLR));
+        assert_eq!(f.read(0x14, Width::U32), 0xe000_000c);
+        assert_eq!(f.flr().map(|_| ()), Ok(()));
+        assert_eq!(
+            EmuFunction::endpoint(1, 2, 3).flr().map(|_| ()),
+            Err(EmuError::NoRoom)
+        );
+    }
+
+    #[test]
     fn registers_follow_hardware_write_rules() {
         let mut f = EmuFunction::endpoint(0x10de, 0x2204, 0x03_00_00);
         f.bar(

@@ -76,6 +76,7 @@ pub fn nvidia_gpu(spec: &GpuSpec) -> Result<Topology<GPU_TOPOLOGY_FUNCTIONS>, Em
         .pm()?
         .msi(0)?
         .pcie(PcieType::Endpoint, false)?
+        .flr()?
         .vendor_cap(0x14)?
         .ext_cap(ext::AER, 0x48)?;
     if spec.audio.is_some() {
