@@ -144,6 +144,9 @@ impl World {
                 late.push(index);
             }
         }
+        // Who is calling, as of before this round ends any call: ending the deepest call first
+        // must not make its caller look idle (and late) in the same round.
+        let calling: Vec<bool> = (0..self.pds.len()).map(|i| self.is_calling(i)).collect();
         let mut kill = Vec::new();
         for index in late {
             let Some(res) = self.channels.get(index) else {
@@ -155,8 +158,23 @@ impl World {
             let Some(&pd) = res.pd.get(callee) else {
                 continue;
             };
-            if !self.is_calling(pd) && channel::end_pending(page, Phase::TimedOut) {
+            let busy = calling.get(pd).copied().unwrap_or(false);
+            if !busy && channel::end_pending(page, Phase::TimedOut) {
                 kill.push((pd, res.pd.get(callee ^ 1).copied().unwrap_or(usize::MAX)));
+            }
+        }
+        // Every PD waiting (directly or down a chain) on a killed one gets a fresh deadline to
+        // answer its own caller: it learns of the timeout only now, and is not the one that hung.
+        let mut waiting: Vec<usize> = kill.iter().map(|&(_, caller)| caller).collect();
+        while let Some(pd) = waiting.pop() {
+            for res in &mut self.channels {
+                let serves = res.callee_end().and_then(|c| res.pd.get(c)) == Some(&pd);
+                if let (true, Some((seen, since))) = (serves, res.watch) {
+                    if since != now_ns {
+                        res.watch = Some((seen, now_ns));
+                        waiting.extend(res.callee_end().and_then(|c| res.pd.get(c ^ 1)));
+                    }
+                }
             }
         }
         for (pd, caller) in kill {
