@@ -20,6 +20,8 @@
 
 use crate::sys::RegionDecl;
 use core::mem::{offset_of, size_of};
+/// The firmware version the pack's files must be (`gsp-<version>.bin`, `bootloader-<version>.bin`).
+pub use gsp::boot::FIRMWARE_VERSION;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `GSPFWPK1`: a firmware pack of this layout.

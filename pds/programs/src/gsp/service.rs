@@ -120,10 +120,14 @@ impl GspPd {
 
     /// Bring the GPU up through `k` (see [`bringup`]); the outcome is in [`GspPd::health`].
     pub fn boot(&mut self, k: &mut dyn Kernel) {
-        let dev = Device::new(k, channels::GSP_MODEL);
-        let result = bringup::bring_up(&dev, &mut self.rx, &mut self.st, &mut self.boot_trace);
+        let started = k.now_ns();
+        let result = {
+            let dev = Device::new(&mut *k, channels::GSP_MODEL);
+            bringup::bring_up(&dev, &mut self.rx, &mut self.st, &mut self.boot_trace)
+        };
+        let ms = k.now_ns().saturating_sub(started) / 1_000_000;
         match result {
-            Ok(up) => self.st.up(up.chip, &up.info, up.rpc),
+            Ok(up) => self.st.up(up.chip, &up.info, up.rpc, ms),
             Err(e) => self.st.bring_up_failed(&e),
         }
     }
@@ -177,10 +181,11 @@ impl GspPd {
 }
 
 impl State {
-    fn up(&mut self, chip: Chipset, info: &GspStaticConfigInfo, rpc: ParkedRpc) {
+    fn up(&mut self, chip: Chipset, info: &GspStaticConfigInfo, rpc: ParkedRpc, ms: u64) {
         let name = crate::gsp::firmware::field(&info.gpuNameString);
         log::info!(
-            "gsp: GSP up: {} ({name}), {} MiB of VRAM, internal client {:#x}; serving gpu",
+            "gsp: GSP up after {ms} ms: {} ({name}), {} MiB of VRAM, internal client {:#x}; \
+             serving gpu",
             chip.name(),
             info.fb_length >> 20,
             info.hInternalClient
