@@ -91,6 +91,10 @@ fn pci_and_alloc_come_up_on_system_xml_and_clean_up_after_a_gsp_restart() {
     ));
     assert!(has("alloc: gsp instance 1 ended; reclaiming"));
     assert!(has("alloc: client gsp charged-buffers 0 held-buffers 0"));
-    assert!(has("pci: gsp instance 1 ended: 0 claim(s) released"));
+    // gsp claimed the GPU to boot it: the claim goes, and the GPU is reset for the next holder.
+    assert!(has("pci: gsp instance 1 ended: 1 claim(s) released"));
+    assert!(has(
+        "pci: 01:00.0 function-level reset; BARs restored, bus mastering off"
+    ));
     assert!(!has("alloc: audit FAILED"), "{log}");
 }

@@ -248,13 +248,26 @@ pub fn main(programs: &[Program], args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let system = match sysxml::load(&opts.system) {
+    let mut system = match sysxml::load(&opts.system) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e}");
             return ExitCode::from(2);
         }
     };
+    for (region, file) in &opts.prefills {
+        let Some(mr) = system.regions.iter_mut().find(|r| &r.name == region) else {
+            log::error!(
+                "--prefill: no region named {region} in {}",
+                opts.system.display()
+            );
+            return ExitCode::from(2);
+        };
+        // Relative to where the user stands (system.xml's own prefill paths are relative to it).
+        let path = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+        log::info!("--prefill: region {region} from {}", path.display());
+        mr.prefill_path = Some(path.display().to_string());
+    }
     if let Some(k) = opts.kills.iter().find(|k| system.pd(&k.pd).is_none()) {
         log::error!("--kill: no PD named {} in {}", k.pd, opts.system.display());
         return ExitCode::from(2);

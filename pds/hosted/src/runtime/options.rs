@@ -16,6 +16,8 @@ options:
   --timeout DUR         give up after DUR if workloads have not finished (default 30s)
   --run-for DUR         stop cleanly after DUR (systems without workload PDs)
   --watchdog DUR        a PPC unanswered for DUR kills the callee (default 3s)
+  --prefill REGION=FILE fill memory region REGION with FILE's bytes at start, as system.xml's
+                        prefill_path would (e.g. gsp_fw=target/gsp_fw.pack); repeatable
   --spin-us N           spin N µs before blocking on a wait (default 20)
   --external-dir DIR    where external client slots listen (DIR/<pd>.sock; default
                         $TMPDIR/hosted-<pid>)
@@ -56,6 +58,8 @@ pub struct Options {
     pub external_dir: Option<PathBuf>,
     /// Keep running after the workloads passed.
     pub keep_running: bool,
+    /// Regions to fill from files (`--prefill`), over any `prefill_path` system.xml gives.
+    pub prefills: Vec<(String, PathBuf)>,
 }
 
 /// A bad command line.
@@ -122,6 +126,7 @@ impl Options {
             spin_ns: 20_000,
             external_dir: None,
             keep_running: false,
+            prefills: Vec::new(),
         };
         let mut system = None;
         let mut it = args.iter();
@@ -149,6 +154,10 @@ impl Options {
                 "--run-for" => o.run_for_ns = Some(parse_duration(v).ok_or_else(bad)?),
                 "--watchdog" => o.watchdog_ns = parse_duration(v).ok_or_else(bad)?,
                 "--external-dir" => o.external_dir = Some(PathBuf::from(v)),
+                "--prefill" => {
+                    let (region, file) = v.split_once('=').ok_or_else(bad)?;
+                    o.prefills.push((region.to_owned(), PathBuf::from(file)));
+                }
                 "--spin-us" => {
                     let us: u64 = v.parse().map_err(|_| bad())?;
                     o.spin_ns = us.saturating_mul(1000);
@@ -206,5 +215,10 @@ mod tests {
         assert!(Options::parse(&args(&["a.xml", "--kill"])).is_err());
         assert!(Options::parse(&args(&["a.xml", "--frob", "1"])).is_err());
         assert!(Options::parse(&args(&["a.xml", "--timeout", "soon"])).is_err());
+        let o = Options::parse(&args(&["a.xml", "--prefill", "fw=x/y.bin"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.prefills, [("fw".to_owned(), PathBuf::from("x/y.bin"))]);
+        assert!(Options::parse(&args(&["a.xml", "--prefill", "fw"])).is_err());
     }
 }

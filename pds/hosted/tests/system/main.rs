@@ -32,6 +32,10 @@ fn main() -> ExitCode {
             product_system_boots_and_the_demo_passes,
         ),
         (
+            "killing_gsp_in_the_product_system_reboots_the_gpu_and_the_clients_recover",
+            product_gsp_restart,
+        ),
+        (
             "killing_pci_mid_run_restarts_it_and_clients_continue",
             || kill_restarts("pci"),
         ),
@@ -234,6 +238,94 @@ fn product_system_boots_and_the_demo_passes() {
         r.has("runtime: all workloads passed (client0, client1)"),
         "summary",
     );
+    // The simulated GPU booted through every step of gsp's state machine, on the model's own
+    // image (no firmware is prefilled here), and both clients' DRM jobs ran on it.
+    r.assert(
+        r.has("gsp_model: gsp_fw was empty: wrote the model's synthetic GSP 570.144 image"),
+        "synthetic image",
+    );
+    r.assert(
+        r.has("gsp: firmware: synthetic GSP image"),
+        "gsp says which image",
+    );
+    for step in 1..=16 {
+        r.assert(
+            r.has(&format!("gsp: boot: {step} (")),
+            &format!("boot step {step}"),
+        );
+    }
+    r.assert(r.count("gsp: GSP up after ") == 1, "one boot");
+    r.assert(r.has("gpu: GPU up: ga102 (chipset 0x172)"), "gpu server up");
+    for c in ["client0", "client1"] {
+        for step in [
+            "GETPARAM: chipset 0x172, PCI device 0x2204",
+            "VM_BIND x3",
+            "EXEC (copy engine, 65536 bytes), SYNCOBJ_WAIT: signalled; destination checked",
+        ] {
+            r.assert(r.has(&format!("{c}: {step}")), &format!("{c}: {step}"));
+        }
+    }
+    r.assert(!r.has("watchdog"), "nothing timed out");
+}
+
+/// The pid `runtime: started NAME (pid N)` names, once it appeared in the log.
+fn wait_for_pid(log: &dyn Fn() -> String, pd: &str, after: &str) -> u32 {
+    let t = Instant::now();
+    loop {
+        let l = log();
+        if l.contains(after) {
+            let line = l
+                .lines()
+                .find(|line| line.starts_with(&format!("runtime: started {pd} (pid")))
+                .unwrap();
+            return line
+                .split("(pid ")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(')')
+                .parse()
+                .unwrap();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no {after:?} in:\n{l}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// gsp killed once the clients' jobs run: the supervisor restarts it, pci resets the GPU (FLR)
+/// as the claim of the dead instance goes, alloc takes its buffers back, the new instance boots
+/// the GPU from scratch, and the clients' jobs, failing with ENODEV meanwhile, recover.
+fn product_gsp_restart() {
+    let xml = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../system.xml");
+    let r = run_with(&[xml.to_str().unwrap()], |_, log| {
+        let gsp = wait_for_pid(log, "gsp", "client0: EXEC");
+        Command::new("kill")
+            .args(["-KILL", &gsp.to_string()])
+            .status()
+            .unwrap();
+    });
+    r.assert(r.code == Some(0), "the clients must recover");
+    for line in [
+        "supervisor: gsp faulted (killed by signal 9); restarting it",
+        "gsp: up (generation 2); booting the GPU",
+        "pci: 01:00.0 function-level reset; BARs restored, bus mastering off",
+        "gsp_model: warning: function-level reset",
+        "alloc: reclaimed 12 buffers",
+        "gpu: gsp restarted: every RM object is gone; starting over",
+    ] {
+        r.assert(r.has(line), line);
+    }
+    r.assert(r.count("gsp: GSP up after ") == 2, "booted twice");
+    r.assert(
+        r.count("gpu: GPU up: ga102") == 2,
+        "gpu-server started twice",
+    );
+    r.assert(!r.has("gsp: error"), "the second boot is clean");
+    for c in ["client0", "client1"] {
+        r.assert(r.has(&format!("{c}: workload done:")), c);
+    }
 }
 
 fn kill_restarts(pd: &str) {
