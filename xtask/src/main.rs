@@ -3,6 +3,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod faults;
+mod firmware;
 mod image;
 mod libdrm;
 
@@ -11,7 +12,9 @@ usage: cargo xtask <command>
 
   run [OPTIONS]       start the hosted system from system.xml and run the demo clients; exits 0
                       when both pass. --kill PD@TIME[:SIG] kills a PD mid-run (e.g. gpu@300ms)
-                      to show supervision; `cargo xtask run --help` lists every option
+                      to show supervision; `cargo xtask run --help` lists every option. The GPU
+                      is simulated; it boots NVIDIA's GSP firmware when .ci/fetch-firmware got it,
+                      else the model's synthetic image
   test                run the whole test suite (what CI runs)
   faults [--runs N] [--seed S] [OPTIONS]
                       fault-injection campaign, isolated vs monolithic; writes
@@ -36,19 +39,25 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     match args.first().map(String::as_str) {
-        Some("run") => cargo(
-            &[
-                "run",
-                "--release",
-                "-p",
-                "hosted",
-                "--bin",
-                "hosted",
-                "--",
-                "system.xml",
-            ],
-            &rest,
-        ),
+        Some("run") => {
+            // The real GSP firmware when fetched, else the model's synthetic image.
+            let mut extra = firmware::prefill_args(&workspace_root());
+            extra.extend(rest.iter().map(|s| s.to_string()));
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            cargo(
+                &[
+                    "run",
+                    "--release",
+                    "-p",
+                    "hosted",
+                    "--bin",
+                    "hosted",
+                    "--",
+                    "system.xml",
+                ],
+                &extra,
+            )
+        }
         Some("test") => test(),
         Some("bench") => bench::run(&rest),
         Some("faults") => faults::run(&rest),
