@@ -40,6 +40,14 @@
 //! pointer advances past it (by its element count when that is plausible, else by one element),
 //! and the next message is accepted whatever its sequence number (a resync, traced), so a bad
 //! message never wedges the queue. A bad peer pointer is an error on every call, never a wait.
+//! The copy and the checksum are one pass over the bytes (`pd_core::shm::Region::read_bytes_xor`
+//! sums exactly what it copied); sending is one pass the same way (`write_bytes_xor`).
+//!
+//! The firmware side reads the ring where it lies, as the GSP does over DMA:
+//! [`Rx::try_receive_or_verify`] copies the first [`PEEK_LEN`] payload bytes, lets the caller
+//! decide from them whether it wants the rest, and checksums an unwanted rest in place, every
+//! byte read once and copied nowhere. Every message is validated in full either way, and what a
+//! caller uses is always the copy that was checked.
 //!
 //! Trust: the peer (GSP firmware, or the driver as seen by the model) controls every byte of the
 //! region except our own headers' values, which we keep privately and only ever write.
