@@ -87,6 +87,11 @@ pub struct ControlPage {
     pub child_fault: [FaultRecord; CHILD_SLOTS],
     /// Requests to the runtime, by child id: 0, [`CMD_RESTART`] or [`CMD_STOP`].
     pub child_cmd: [AtomicU32; CHILD_SLOTS],
+    /// 1 once the PD's `init` returned and its event loop runs (set by the PD, cleared by the
+    /// runtime before each start). Until then it serves no call, and, as on Microkit, a caller
+    /// simply waits: the watchdog does not time calls to it (a driver's `init` may take long,
+    /// e.g. gsp booting the GPU).
+    pub running: AtomicU32,
 }
 
 const _: () = assert!(std::mem::size_of::<ChannelPage>() <= 4096);

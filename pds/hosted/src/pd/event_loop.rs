@@ -151,6 +151,8 @@ impl pd_programs::Platform for HostedPd {
             }
             None => handler,
         };
+        // `init` is done: calls to this PD are timed from now on.
+        self.kernel.control.running.store(1, Ordering::Release);
         loop {
             self.dispatch(handler);
             // Returns at once when an event arrived meanwhile (its first check reads the words).

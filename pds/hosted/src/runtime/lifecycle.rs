@@ -127,11 +127,27 @@ impl World {
     /// Time out calls pending for longer than `deadline_ns` (timed from when this loop first saw
     /// them, so callers pay no clock read). The callee is killed (and reported as `Watchdog`)
     /// unless it is itself waiting in a call: then the deepest call times out first and the chain
-    /// unwinds from the bottom.
+    /// unwinds from the bottom. A call to a PD still in its `init` is timed only from when the
+    /// PD's event loop runs (`ControlPage::running`).
     pub fn watchdog(&mut self, now_ns: u64, deadline_ns: u64) {
+        let running: Vec<bool> = self
+            .pds
+            .iter()
+            .map(|s| {
+                s.control()
+                    .is_some_and(|c| c.running.load(Ordering::Acquire) != 0)
+            })
+            .collect();
         let mut late = Vec::new();
         for (index, res) in self.channels.iter_mut().enumerate() {
-            let call = res.page().and_then(channel::pending);
+            let callee_runs = res
+                .callee_end()
+                .and_then(|c| res.pd.get(c))
+                .is_some_and(|&pd| running.get(pd).copied().unwrap_or(false));
+            let call = res
+                .page()
+                .and_then(channel::pending)
+                .filter(|_| callee_runs);
             res.watch = match (call, res.watch) {
                 (Some(c), Some((seen, since))) if c == seen => Some((seen, since)),
                 (Some(c), _) => Some((c, now_ns)),

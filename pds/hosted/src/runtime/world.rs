@@ -340,6 +340,7 @@ impl World {
         if let Some(ctl) = slot.control() {
             ctl.fault_addr.store(0, Ordering::SeqCst);
             ctl.verdict.store(0, Ordering::SeqCst);
+            ctl.running.store(0, Ordering::SeqCst);
         }
         let child = process::spawn(&self.exe, &spec.to_args(), &keep)?;
         let pid = child.id();

@@ -72,6 +72,10 @@ fn main() -> ExitCode {
             hung_and_dying_callees,
         ),
         (
+            "a_call_to_a_pd_in_its_init_waits_past_the_watchdog",
+            call_waits_for_init,
+        ),
+        (
             "no_orphans_or_memfds_outlive_a_clean_shutdown",
             no_leaks_after_shutdown,
         ),
@@ -434,6 +438,13 @@ fn hung_and_dying_callees() {
         "watchdog fault",
     );
     r.assert(r.has("boss: child 3 faulted: abort"), "abort fault");
+}
+
+fn call_waits_for_init() {
+    let r = run("initwait.xml", &["--watchdog", "300ms"]);
+    r.assert(r.code == Some(0), "waiter must pass");
+    r.assert(r.has("waiter: call to slow: Ok(())"), "the call returned");
+    r.assert(!r.has("watchdog"), "nothing was killed");
 }
 
 /// Live processes whose descriptors include a memfd of the runtime `pid`, and which PD pids exist.

@@ -57,6 +57,9 @@ pub const PROGRAMS: &[Program] = &[
     program!("t-wd-caller.elf" => wd_caller, Role::Workload),
     program!("t-sleeper.elf" => sleeper),
     program!("t-aborter.elf" => aborter),
+    // initwait.xml
+    program!("t-slow-init.elf" => slow_init),
+    program!("t-init-waiter.elf" => init_waiter, Role::Workload),
 ];
 
 // ---- chain.xml ----
@@ -472,4 +475,24 @@ fn echo_workload(k: &mut dyn Kernel, drm: Channel, ioctl: &Region<ReadWrite>) ->
     } else {
         Verdict::Fail
     }
+}
+
+// ---- initwait.xml ----
+
+/// An `init` that takes 800 ms (a driver booting its device), then an echo leaf.
+fn slow_init(k: &mut dyn Kernel) -> impl Handler {
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    Relay::new(k, &[])
+}
+
+/// Calls `slow` at once and passes when the echo comes back.
+fn init_waiter(k: &mut dyn Kernel) -> Idle {
+    let r = echo(k, ch(1), &[7]);
+    log::info!("{}: call to slow: {r:?}", k.pd_name());
+    let _ = k.report_verdict(if r.is_ok() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    });
+    Idle
 }
