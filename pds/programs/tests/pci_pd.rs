@@ -15,7 +15,7 @@ use pd_programs::sys::{self, supervisor::children};
 fn the_gpu_is_enumerated_placed_granted_to_gsp_only_and_released_on_its_restart() {
     let page = status_page();
     let (model_pd, pci_pd, gsp, gpu) = (idx("gsp_model"), idx("pci"), idx("gsp"), idx("gpu"));
-    let mut sys = vacant();
+    let sys = vacant();
     let image_free_model = gsp_model::GspModel::new(
         gsp_model::ModelConfig::new(pd_programs::gsp_model::CHIP),
         gsp_model::phys::Memory::new(gsp_model::phys::FbLayout::HOSTED),

@@ -494,3 +494,243 @@ impl Handler for GspPd {
         self.tell(k);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use gsp::fw::current::rpc::rpc_rc_triggered_v17_02;
+    use gsp::regs::{Falcon, NV_PFALCON_FALCON_IRQSCLR, NV_PFALCON_FALCON_IRQSTAT};
+    use gsp_api::GspClient;
+    use gsp_model::ppc::{LABEL_READ32, LABEL_WRITE32};
+    use pd_core::{Channel, IpcError, MessageRegisters};
+    use std::vec::Vec;
+    use zerocopy::FromZeros;
+
+    /// The gsp PD's kernel: a device whose IRQSTAT reads `irqstat` (IRQSCLR writes clear it,
+    /// and are recorded), and a record of notifications.
+    #[derive(Default)]
+    struct Fake {
+        mrs: MessageRegisters,
+        irqstat: u32,
+        cleared: Vec<u32>,
+        notified: Vec<Channel>,
+    }
+
+    impl Kernel for Fake {
+        fn pd_name(&self) -> &str {
+            "gsp"
+        }
+        fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
+            self.notified.push(ch);
+            Ok(())
+        }
+        fn ppcall(&mut self, ch: Channel, msg: MessageInfo) -> Result<MessageInfo, IpcError> {
+            if ch != channels::GSP_MODEL {
+                return Err(IpcError::Unsupported);
+            }
+            let (offset, value) = (self.mrs.get(0), self.mrs.get(1));
+            let stat = u64::from(NV_PFALCON_FALCON_IRQSTAT::offset(Falcon::Gsp));
+            let sclr = u64::from(NV_PFALCON_FALCON_IRQSCLR::offset(Falcon::Gsp));
+            match (msg.label(), offset) {
+                (LABEL_READ32, o) if o == stat => {
+                    self.mrs.set(0, u64::from(self.irqstat));
+                    Ok(MessageInfo::new(0, 1))
+                }
+                (LABEL_WRITE32, o) if o == sclr => {
+                    // CAST: a register value.
+                    self.cleared.push(value as u32);
+                    self.irqstat &= !(value as u32);
+                    Ok(MessageInfo::new(0, 0))
+                }
+                _ => Err(IpcError::Unsupported),
+            }
+        }
+        fn mrs(&mut self) -> &mut MessageRegisters {
+            &mut self.mrs
+        }
+        fn now_ns(&self) -> u64 {
+            0
+        }
+    }
+
+    /// gpu's view: requests go straight into the gsp PD's `protected`.
+    struct Gpu<'a> {
+        pd: &'a mut GspPd,
+        k: Fake,
+    }
+
+    impl Kernel for Gpu<'_> {
+        fn pd_name(&self) -> &str {
+            "gpu"
+        }
+        fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
+            Ok(())
+        }
+        fn ppcall(&mut self, ch: Channel, msg: MessageInfo) -> Result<MessageInfo, IpcError> {
+            assert_eq!(ch, channels::GPU);
+            Ok(self.pd.protected(&mut self.k, ch, msg))
+        }
+        fn mrs(&mut self) -> &mut MessageRegisters {
+            &mut self.k.mrs
+        }
+        fn now_ns(&self) -> u64 {
+            0
+        }
+    }
+
+    fn running() -> GspPd {
+        let mut pd = GspPd::new(3);
+        pd.st.health.state = GspState::Running as u32;
+        pd
+    }
+
+    #[test]
+    fn requests_answer_not_ready_while_booting_and_crashed_after_a_failed_bring_up() {
+        let mut pd = GspPd::new(2);
+        let gsp = GspClient::new(channels::GPU);
+        let req = RmAlloc {
+            client: 1,
+            parent: 1,
+            object: 2,
+            class: 0x80,
+            flags: 0,
+        };
+        {
+            let mut gpu = Gpu {
+                pd: &mut pd,
+                k: Fake::default(),
+            };
+            assert_eq!(gsp.static_info(&mut gpu), Err(GspError::NotReady));
+            assert_eq!(
+                gsp.rm_alloc(&mut gpu, &req, &mut [0u8; 8]),
+                Err(GspError::NotReady)
+            );
+            let h = gsp.health(&mut gpu).unwrap();
+            assert_eq!((h.state, h.generation), (GspState::Booting as u32, 2));
+        }
+        pd.st.bring_up_failed(&BringUpError::NoGpu);
+        let mut gpu = Gpu {
+            pd: &mut pd,
+            k: Fake::default(),
+        };
+        assert_eq!(gsp.static_info(&mut gpu), Err(GspError::Crashed));
+        assert_eq!(gsp.rm_free(&mut gpu, 1, 1, 2), Err(GspError::Crashed));
+        let h = gsp.health(&mut gpu).unwrap();
+        assert_eq!(
+            (h.state, h.boot_step, h.boot_error),
+            (GspState::BootFailed as u32, 0, 106)
+        );
+        assert_eq!(pd.trace().count(1), 1, "BringUpFailed traced");
+    }
+
+    #[test]
+    fn events_are_queued_for_gpu_and_counted_when_the_queue_is_full() {
+        let mut pd = running();
+        let mut rc = rpc_rc_triggered_v17_02::new_zeroed();
+        (rc.chid, rc.exceptType, rc.nv2080EngineType) = (5, 31, 9);
+        (rc.mmuFaultAddrHi, rc.mmuFaultAddrLo) = (0x1, 0x2000);
+        pd.st.event(Event::RcTriggered {
+            header: rc,
+            journal: &[],
+        });
+        for _ in 0..EVENTS + 2 {
+            pd.st.event(Event::MmuFaultQueued);
+        }
+        assert!(core::mem::take(&mut pd.st.tell_gpu));
+        let mut gpu = Gpu {
+            pd: &mut pd,
+            k: Fake::default(),
+        };
+        let gsp = GspClient::new(channels::GPU);
+        let first = gsp.next_event(&mut gpu).unwrap().unwrap();
+        assert_eq!(
+            (first.kind, first.chid, first.except_type, first.engine),
+            (EventKind::RcTriggered as u32, 5, 31, 9)
+        );
+        assert_eq!(first.fault_addr, 0x1_0000_2000);
+        let mut n = 1;
+        while gsp.next_event(&mut gpu).unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, EVENTS);
+        assert_eq!(gsp.health(&mut gpu).unwrap().dropped_events, 3);
+        assert_eq!(
+            gsp.health(&mut gpu).unwrap().state,
+            GspState::Running as u32
+        );
+    }
+
+    #[test]
+    fn a_fatal_xid_crashes_the_firmware_and_a_plain_one_is_only_recorded() {
+        let mut pd = running();
+        let log = |xid| Event::OsErrorLog {
+            except_type: xid,
+            runlist: 0,
+            chid: 4,
+            message: b"boom\0",
+        };
+        pd.st.event(log(13));
+        assert_eq!(
+            (pd.health().state, pd.health().last_xid),
+            (GspState::Running as u32, 13)
+        );
+        pd.st.event(log(79));
+        let h = pd.health();
+        assert_eq!(
+            (h.state, h.crash, h.last_xid),
+            (GspState::Crashed as u32, CrashCause::OsErrorLog as u32, 79)
+        );
+        // The first cause stays.
+        pd.st.crash(CrashCause::Halted);
+        assert_eq!(pd.health().crash, CrashCause::OsErrorLog as u32);
+    }
+
+    #[test]
+    fn rpc_failures_map_to_errors_and_only_a_dead_firmware_is_a_crash() {
+        let mut pd = running();
+        assert_eq!(
+            pd.st.rpc_failed(RpcError::Failed { status: 0x1f }),
+            GspError::Rm { status: 0x1f }
+        );
+        assert_eq!(
+            pd.st.rpc_failed(RpcError::ParamsTooLarge),
+            GspError::TooLarge
+        );
+        assert_eq!(pd.st.rpc_failed(RpcError::BadReply), GspError::Queue);
+        assert_eq!(pd.health().state, GspState::Running as u32);
+        assert_eq!(pd.st.rpc_failed(RpcError::Timeout), GspError::Timeout);
+        assert_eq!(
+            (pd.health().state, pd.health().crash),
+            (GspState::Crashed as u32, CrashCause::Timeout as u32)
+        );
+        let mut pd = running();
+        let q = gsp::cmdq::QueueError::Timeout;
+        assert_eq!(pd.st.rpc_failed(RpcError::Queue(q)), GspError::Queue);
+        assert_eq!(pd.health().crash, CrashCause::QueueBroken as u32);
+    }
+
+    #[test]
+    fn a_halt_interrupt_is_acknowledged_declared_a_crash_and_told_to_gpu() {
+        let mut pd = running();
+        let mut k = Fake {
+            irqstat: 1 << 4,
+            ..Fake::default()
+        };
+        pd.notified(&mut k, ChannelSet::EMPTY.with(channels::GSP_MODEL));
+        assert_eq!(k.cleared, [1 << 4]);
+        assert_eq!(k.irqstat, 0);
+        assert_eq!(
+            (pd.health().state, pd.health().crash),
+            (GspState::Crashed as u32, CrashCause::Halted as u32)
+        );
+        assert_eq!(k.notified, [channels::GPU]);
+        // A quiet interrupt line changes nothing and tells no one.
+        let mut k = Fake::default();
+        pd.notified(&mut k, ChannelSet::EMPTY.with(channels::GSP_MODEL));
+        assert!(k.cleared.is_empty() && k.notified.is_empty());
+        // A request on another channel is refused.
+        let reply = pd.protected(&mut k, channels::PCI, MessageInfo::new(4, 0));
+        assert_eq!(reply.label(), GspError::BadRequest.code());
+    }
+}
