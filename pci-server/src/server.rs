@@ -503,6 +503,7 @@ impl<P: ConfigPort> PciServer<'_, P> {
                 self.held(ch, bdf)?;
                 let i = self.index(bdf).ok_or(PciError::NoSuchDevice)?;
                 self.quiesce(k, i);
+                self.reset(k, i);
                 if let Some(h) = self.holders.get_mut(i) {
                     *h = None;
                 }

@@ -444,6 +444,8 @@ fn releasing_a_restarted_client_quiesces_its_devices() {
             .count(Trace::ClientReleased { ch: 0, claims: 0 }.kind()),
         1
     );
+    // Both releases reset the GPU (it can FLR).
+    assert_eq!(server.trace().count(Trace::Reset { bdf: 0 }.kind()), 2);
 }
 
 #[test]

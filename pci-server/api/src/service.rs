@@ -29,7 +29,7 @@ pub enum Op {
     WriteConfig = 4,
     /// Where one BAR of the claimed function was placed.
     Bar = 5,
-    /// Give a claimed function back (it is quiesced first).
+    /// Give a claimed function back (it is quiesced first, and reset if it can FLR).
     Release = 6,
 }
 
@@ -528,7 +528,8 @@ impl PciClient {
         BarPlacement::decode(self.call(k, &Request::Bar { bdf, index })?)
     }
 
-    /// Give the claimed `bdf` back; the server turns bus mastering off first.
+    /// Give the claimed `bdf` back; the server turns bus mastering off first and, when the
+    /// function supports it, resets it (FLR) with its BARs restored.
     ///
     /// # Errors
     /// [`PciError::NotClaimed`], [`PciError::Transport`].
