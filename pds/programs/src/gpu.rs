@@ -17,7 +17,7 @@ use gpu_server::{ClientMaps, Config, GpuServer, MAX_CLIENTS};
 use gsp::chip::Chipset;
 use gsp::fw::current::rm::ChannelClasses;
 use gsp::regs::{Mmio, MmioError};
-use gsp_api::{GspClient, GspError, RmAlloc, RmControl};
+use gsp_api::{GspClient, GspError, GspState, RmAlloc, RmControl};
 use pd_core::shm::ReadOnly;
 use pd_core::shm::Region;
 use pd_core::{ChannelSet, Handler, Kernel, MessageInfo};
@@ -151,6 +151,8 @@ pub struct GpuPd {
     bulk: Region<ReadOnly>,
     status: Region<ReadOnly>,
     watch: Watch<1>,
+    /// The GSP boot (`gsp_api::Health::generation`) the server started on.
+    gsp_boot: Option<u32>,
 }
 
 /// Build the gpu PD (the server itself starts on the first request, once the GSP is up).
@@ -168,6 +170,7 @@ pub fn init(k: &mut dyn Kernel) -> GpuPd {
         generation: generation as u8,
         bulk: ro(regions::DRM_GPU),
         watch: Watch::new(&status, [children::GSP]),
+        gsp_boot: None,
         status,
     }
 }
@@ -195,6 +198,10 @@ impl GpuPd {
             let info = GspClient::new(channels::GSP)
                 .static_info(k)
                 .map_err(rm_error)?;
+            self.gsp_boot = GspClient::new(channels::GSP)
+                .health(k)
+                .ok()
+                .map(|h| h.generation);
             let chip = Chipset::try_from(info.chipset).map_err(|_| GpuError::Device)?;
             let classes = ChannelClasses::for_chip(chip).ok_or(GpuError::Device)?;
             let (vendor, device_id) = pci_device(k);
@@ -289,11 +296,29 @@ impl Handler for GpuPd {
     }
 
     fn notified(&mut self, k: &mut dyn Kernel, set: ChannelSet) {
-        if set.contains(channels::SUPERVISOR) && !self.watch.moved(&self.status).is_empty() {
+        let restarted =
+            set.contains(channels::SUPERVISOR) && !self.watch.moved(&self.status).is_empty();
+        // gsp tells of events and of a firmware crash, after which it boots the GPU again in
+        // place: a boot other than the server's (or none running) means the RM objects are gone.
+        let rebooted = !restarted
+            && set.contains(channels::GSP)
+            && self.srv.is_some()
+            && !GspClient::new(channels::GSP).health(k).is_ok_and(|h| {
+                h.state == GspState::Running as u32 && Some(h.generation) == self.gsp_boot
+            });
+        if restarted {
             log::info!(
                 "{}: gsp restarted: every RM object is gone; starting over",
                 k.pd_name()
             );
+        } else if rebooted {
+            log::info!(
+                "{}: the GSP firmware crashed or was booted again: every RM object is gone; \
+                 starting over",
+                k.pd_name()
+            );
+        }
+        if restarted || rebooted {
             self.srv = None;
             self.generation = self.generation.wrapping_add(1);
         }

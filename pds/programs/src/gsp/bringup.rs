@@ -9,7 +9,7 @@
 use super::device::Device;
 use super::firmware::{self, Pack, PackError};
 use crate::sys::gsp::{channels, regions};
-use alloc_api::{DmaError, PoolId, Reply, Request};
+use alloc_api::{DmaError, DmaHandle, PoolId, Reply, Request};
 use gsp::boot::{
     boot, BootBuffers, BootConfig, BootDevice, BootError, BootFirmware, BootInput, BootTraceRing,
     DmaBuf, FIRMWARE_VERSION,
@@ -99,8 +99,46 @@ pub struct Up {
     pub rpc: ParkedRpc,
 }
 
+/// DMA buffers one boot takes.
+const BUFFERS: usize = 12;
+
+/// What a bring-up took from other servers, to give back before the GPU is booted again in
+/// place (a restarted PD gives nothing back: pci and alloc take it when the supervisor reports
+/// the restart).
+#[derive(Debug, Default)]
+pub struct Held {
+    gpu: Option<Bdf>,
+    buffers: heapless::Vec<(DmaHandle, u64), BUFFERS>,
+}
+
+impl Held {
+    /// Give the GPU back to pci-server, which resets it (FLR) so the firmware stops and the
+    /// next boot finds it at power-on, then free the boot's DMA buffers at alloc-server.
+    /// Failures are logged; what could not be given back is forgotten (the servers take it
+    /// back when this PD restarts).
+    pub fn give_back(&mut self, k: &mut dyn pd_core::Kernel) {
+        if let Some(bdf) = self.gpu.take() {
+            match PciClient::new(channels::PCI).release(k, bdf) {
+                Ok(()) => log::info!("gsp: released {bdf}: pci resets it"),
+                Err(e) => log::error!("gsp: releasing {bdf} failed: {e}"),
+            }
+        }
+        let mut freed = 0;
+        while let Some((handle, offset)) = self.buffers.pop() {
+            let req = Request::Free { handle, offset };
+            let info = req.encode(k.mrs());
+            let ok = k
+                .ppcall(channels::ALLOC, info)
+                .is_ok_and(|r| Reply::decode(req.opcode(), r, k.mrs()).is_ok());
+            freed += usize::from(ok);
+        }
+        log::info!("gsp: {freed} DMA buffers freed");
+    }
+}
+
 /// Claim the GPU, gather its firmware and buffers, and boot it. `rx` becomes the RPC channel's
-/// receive buffer (at least `gsp::rpc::MIN_RX_BUFFER` bytes); boot events go to `sink`.
+/// receive buffer (at least `gsp::rpc::MIN_RX_BUFFER` bytes); boot events go to `sink`; what
+/// was taken from pci and alloc is recorded in `held`.
 ///
 /// # Errors
 /// The first [`BringUpError`]; everything is logged as it happens.
@@ -109,6 +147,7 @@ pub fn bring_up(
     rx: &mut [u8],
     sink: &mut dyn EventSink,
     trace: &mut BootTraceRing,
+    held: &mut Held,
 ) -> Result<Up, BringUpError> {
     let chip = probe(dev)?;
     // After the device answered: the pack is in place (the model writes it before it serves).
@@ -118,11 +157,11 @@ pub fn bring_up(
     let image = GspImage::parse(pack.gsp).map_err(BringUpError::Image)?;
     let bootloader = RiscvBootloader::parse(pack.bootloader).map_err(BringUpError::Bootloader)?;
     let sysinfo = dev
-        .with_kernel(claim)
+        .with_kernel(|k| claim(k, held))
         .map_err(BringUpError::Device)
         .and_then(|r| r)?;
     let buffers = dev
-        .with_kernel(|k| buffers(k, &image, &bootloader, chip))
+        .with_kernel(|k| buffers(k, &image, &bootloader, chip, held))
         .map_err(BringUpError::Device)
         .and_then(|r| r)?;
     let input = BootInput {
@@ -193,7 +232,7 @@ fn log_pack(pack: &Pack<'_>, chip: Chipset) {
 
 /// Find the GPU at pci-server, claim it, enable memory decoding and bus mastering, and gather
 /// what `GSP_SET_SYSTEM_INFO` reports.
-fn claim(k: &mut dyn pd_core::Kernel) -> Result<SystemInfoParams, BringUpError> {
+fn claim(k: &mut dyn pd_core::Kernel, held: &mut Held) -> Result<SystemInfoParams, BringUpError> {
     let pci = PciClient::new(channels::PCI);
     let mut index = 0u16;
     let gpu = loop {
@@ -207,7 +246,7 @@ fn claim(k: &mut dyn pd_core::Kernel) -> Result<SystemInfoParams, BringUpError> 
             .ok_or(BringUpError::NoGpu)?;
     };
     match pci.claim(k, gpu.bdf) {
-        Ok(()) | Err(PciError::AlreadyClaimed) => {}
+        Ok(()) | Err(PciError::AlreadyClaimed) => held.gpu = Some(gpu.bdf),
         Err(e) => return Err(BringUpError::Pci(e)),
     }
     let read = |k: &mut dyn pd_core::Kernel, offset, width| {
@@ -278,11 +317,12 @@ fn buffers(
     image: &GspImage<'_>,
     bootloader: &RiscvBootloader<'_>,
     chip: Chipset,
+    held: &mut Held,
 ) -> Result<BootBuffers, BringUpError> {
     let pool = crate::regions::rw(regions::GSP_DMA);
     let geometry = Geometry::new(image.fwimage().len() as u64).map_err(BringUpError::Radix3)?;
     let signature = image.signature(chip).map_err(BringUpError::Image)?.len();
-    let mut get = |len: usize| dma(k, &pool, len);
+    let mut get = |len: usize| dma(k, &pool, len, held);
     let fwimage = get(geometry.image_buffer_len())?;
     let radix3 = get(geometry.table_pages() * PAGE)?;
     let b = BootBuffers {
@@ -302,7 +342,7 @@ fn buffers(
         flush_page: get(PAGE)?,
     };
     log::info!(
-        "gsp: dma: 12 buffers from gsp_dma: .fwimage {} KiB at {:#x}, radix3 {} pages, queues at \
+        "gsp: dma: {BUFFERS} buffers from gsp_dma: .fwimage {} KiB at {:#x}, radix3 {} pages, queues at \
          {:#x}",
         b.fwimage.region.size() >> 10,
         b.fwimage.dma,
@@ -317,6 +357,7 @@ fn dma(
     k: &mut dyn pd_core::Kernel,
     pool: &Region<ReadWrite>,
     len: usize,
+    held: &mut Held,
 ) -> Result<DmaBuf, BringUpError> {
     let req = Request::Alloc {
         pool: POOL,
@@ -333,6 +374,8 @@ fn dma(
         Err(Some(e)) => return Err(BringUpError::Dma(DmaError::Server(e))),
         Ok(_) | Err(None) => return Err(bad),
     };
+    // Room for every buffer of a boot: `buffers` asks for BUFFERS of them.
+    let _ = held.buffers.push((a.handle, a.offset));
     let at = usize::try_from(a.offset).map_err(|_| bad)?;
     let size = usize::try_from(a.size).map_err(|_| bad)?;
     let region = pool.subregion(at, size).map_err(|_| bad)?;

@@ -9,8 +9,11 @@
 //!
 //! Waiting ([`Time::delay_us`]) polls the GSP falcon's `IRQSTAT`: that is what a driver waiting
 //! for the GSP does, and it is when a device that runs only inside register accesses (the model)
-//! gets to advance its clock and release work it held back.
-use core::cell::RefCell;
+//! gets to advance its clock and release work it held back. A wait that sees the falcon halted,
+//! or a device declared dead ([`Device::mark_dead`]: the firmware crashed), ends every wait at
+//! once: the clock reads as past every deadline, so a call waiting for a reply that will never
+//! come fails now instead of after its full timeout.
+use core::cell::{Cell, RefCell};
 use gsp::regs::{Falcon, Mmio, MmioError, NV_PFALCON_FALCON_IRQSCLR, NV_PFALCON_FALCON_IRQSTAT};
 use gsp::rpc::Clock;
 use gsp_model::ppc::MmioPpc;
@@ -20,6 +23,7 @@ use pd_core::{Channel, Kernel};
 pub struct Device<'k> {
     k: RefCell<&'k mut dyn Kernel>,
     ch: Channel,
+    dead: Cell<bool>,
 }
 
 impl core::fmt::Debug for Device<'_> {
@@ -45,7 +49,18 @@ impl<'k> Device<'k> {
         Self {
             k: RefCell::new(k),
             ch,
+            dead: Cell::new(false),
         }
+    }
+
+    /// The firmware is gone: end every wait at once.
+    pub fn mark_dead(&self) {
+        self.dead.set(true);
+    }
+
+    /// Whether the firmware was found gone (a halt seen while waiting, or [`Device::mark_dead`]).
+    pub fn is_dead(&self) -> bool {
+        self.dead.get()
     }
 
     /// The register view.
@@ -114,6 +129,9 @@ pub struct Time<'d, 'k>(&'d Device<'k>);
 
 impl Clock for Time<'_, '_> {
     fn now_ns(&mut self) -> u64 {
+        if self.0.is_dead() {
+            return u64::MAX;
+        }
         // A kernel in use reads as "late", so deadlines expire instead of hanging.
         self.0.with_kernel(|k| k.now_ns()).unwrap_or(u64::MAX)
     }
@@ -122,11 +140,14 @@ impl Clock for Time<'_, '_> {
         let until = self.now_ns().saturating_add(u64::from(us) * 1_000);
         let mut io = self.0.io();
         loop {
-            // TIMEOUT: bounded by `until`; an unreachable device ends the wait at once.
-            if NV_PFALCON_FALCON_IRQSTAT::read(&mut io, Falcon::Gsp).is_err()
-                || self.now_ns() >= until
-            {
-                return;
+            // TIMEOUT: bounded by `until`; an unreachable or halted device ends the wait at once.
+            match NV_PFALCON_FALCON_IRQSTAT::read(&mut io, Falcon::Gsp) {
+                Ok(stat) if stat.halt() => {
+                    self.0.mark_dead();
+                    return;
+                }
+                Ok(_) if self.now_ns() < until => {}
+                _ => return,
             }
         }
     }

@@ -9,7 +9,7 @@
 //!
 //! Events GSP-RM raises (robust-channel errors, MMU faults, posted events, Xids) are queued for
 //! gpu-server (`next_event`), which is notified; a full queue drops the newest and counts it.
-use super::bringup::{self, BringUpError};
+use super::bringup::{self, BringUpError, Held};
 use super::device::Device;
 use crate::sys::gsp::channels;
 use gsp::boot::BootTraceRing;
@@ -28,6 +28,9 @@ use pd_core::{ChannelSet, Handler, Kernel, MessageInfo};
 pub const RX_BYTES: usize = rpc::MIN_RX_BUFFER;
 /// Events queued for gpu-server.
 const EVENTS: usize = 32;
+/// In-place boots after crashes one PD instance attempts (a firmware that crashes every time
+/// must not keep the PD booting forever).
+const MAX_REBOOTS: u32 = 3;
 
 /// A recovery decision or state change of the gsp PD (house rule 10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +85,8 @@ struct State {
     trace: TraceRing<Trace, 32, { Trace::KINDS }>,
     /// Something gpu-server should hear about happened (an event or a crash).
     tell_gpu: bool,
+    /// The firmware crashed: boot it again once the current event is handled.
+    reboot_due: bool,
 }
 
 /// The gsp PD.
@@ -90,11 +95,15 @@ pub struct GspPd {
     rx: [u8; RX_BYTES],
     st: State,
     boot_trace: BootTraceRing,
+    held: Held,
+    /// This PD instance's generation (status page) and its boots so far: `Health::generation`.
+    instance: u32,
+    boots: u32,
 }
 
 impl GspPd {
-    /// A PD that has not booted the GPU yet; `generation` is its instance's (status page).
-    pub fn new(generation: u32) -> Self {
+    /// A PD that has not booted the GPU yet; `instance` is its generation (status page).
+    pub fn new(instance: u32) -> Self {
         Self {
             rx: [0; RX_BYTES],
             st: State {
@@ -102,7 +111,7 @@ impl GspPd {
                 info: None,
                 health: Health {
                     state: GspState::Booting as u32,
-                    generation,
+                    generation: boot_generation(instance, 0),
                     crash: 0,
                     last_xid: 0,
                     boot_step: 0,
@@ -113,17 +122,29 @@ impl GspPd {
                 events: heapless::Deque::new(),
                 trace: TraceRing::new(),
                 tell_gpu: false,
+                reboot_due: false,
             },
             boot_trace: BootTraceRing::new(),
+            held: Held::default(),
+            instance,
+            boots: 0,
         }
     }
 
     /// Bring the GPU up through `k` (see [`bringup`]); the outcome is in [`GspPd::health`].
     pub fn boot(&mut self, k: &mut dyn Kernel) {
+        self.boots = self.boots.wrapping_add(1);
+        self.st.health.generation = boot_generation(self.instance, self.boots);
         let started = k.now_ns();
         let result = {
             let dev = Device::new(&mut *k, channels::GSP_MODEL);
-            bringup::bring_up(&dev, &mut self.rx, &mut self.st, &mut self.boot_trace)
+            bringup::bring_up(
+                &dev,
+                &mut self.rx,
+                &mut self.st,
+                &mut self.boot_trace,
+                &mut self.held,
+            )
         };
         let ms = k.now_ns().saturating_sub(started) / 1_000_000;
         match result {
@@ -147,12 +168,45 @@ impl GspPd {
         &self.boot_trace
     }
 
-    /// Tell gpu-server (by notification) that events wait or the firmware crashed.
+    /// Tell gpu-server (by notification) that events wait or the firmware crashed, and after a
+    /// crash arm the timer that boots the GPU again (after the current event, so the request
+    /// that found the crash is answered first).
     fn tell(&mut self, k: &mut dyn Kernel) {
         if core::mem::take(&mut self.st.tell_gpu) {
             // gpu also learns from its next request's error: a refused notification loses nothing.
             let _ = k.notify(channels::GPU);
         }
+        if self.st.reboot_due && k.set_timeout(k.now_ns()).is_err() {
+            // No timer on this platform: boot again now.
+            self.reboot(k);
+        }
+    }
+
+    /// Boot the GPU again from scratch after a firmware crash, in this PD instance: give the
+    /// GPU back to pci (which resets it) and the buffers back to alloc, then bring it up anew.
+    /// Every RM object died with the firmware; gpu-server learned that from `Crashed` answers
+    /// (`ContextLost`), and its new contexts allocate on the new GSP-RM.
+    fn reboot(&mut self, k: &mut dyn Kernel) {
+        if !core::mem::take(&mut self.st.reboot_due) {
+            return;
+        }
+        if self.boots > MAX_REBOOTS {
+            log::error!(
+                "gsp: the firmware crashed after each of {} boots; not booting it again",
+                self.boots
+            );
+            return;
+        }
+        log::warn!("gsp: booting the GPU again from scratch after the firmware crash");
+        self.held.give_back(k);
+        let st = &mut self.st;
+        (st.rpc, st.info) = (None, None);
+        st.events.clear();
+        let h = &mut st.health;
+        h.state = GspState::Booting as u32;
+        (h.crash, h.boot_step, h.boot_error) = (0, 0, 0);
+        self.boot(k);
+        self.tell(k);
     }
 
     /// The device raised its interrupt: acknowledge it, notice a halt, dispatch queued messages.
@@ -226,6 +280,7 @@ impl State {
         self.health.crash = cause as u32;
         self.trace.record(Trace::Crashed(cause));
         self.tell_gpu = true;
+        self.reboot_due = true;
     }
 
     fn queue(&mut self, ev: GspEvent) {
@@ -265,6 +320,12 @@ impl State {
             }
         }
     }
+}
+
+/// `Health::generation` of boot `boots` of PD instance `instance`: every boot of every instance
+/// has its own.
+const fn boot_generation(instance: u32, boots: u32) -> u32 {
+    instance.wrapping_shl(16) | (boots & 0xffff)
 }
 
 /// Text from the firmware, for the log.
@@ -377,10 +438,38 @@ impl Session<'_, '_, '_> {
         let parked = self.st.rpc.take().ok_or(GspError::NotReady)?;
         let mut rpc = parked.resume(self.rx);
         let (mut io, mut time) = (self.dev.io(), self.dev.time());
-        let r = f(&mut rpc, &mut io, &mut time, self.st);
+        let mut sink = Watch {
+            st: &mut *self.st,
+            dev: self.dev,
+        };
+        let r = f(&mut rpc, &mut io, &mut time, &mut sink);
         self.st.health.rejected_messages = skipped(&rpc);
         self.st.rpc = Some(rpc.park());
-        r.map_err(|e| self.st.rpc_failed(e))
+        if self.dev.is_dead() {
+            // A halt seen while waiting (or a crash the messages reported): whatever the call
+            // was waiting for will not come.
+            self.st.crash(CrashCause::Halted);
+        }
+        r.map_err(|e| match self.st.rpc_failed(e) {
+            _ if self.st.health.state == GspState::Crashed as u32 => GspError::Crashed,
+            mapped => mapped,
+        })
+    }
+}
+
+/// The event sink during a call: events go to the state, and a crash they report ends the
+/// call's wait at once ([`Device::mark_dead`]).
+struct Watch<'a, 'd, 'k> {
+    st: &'a mut State,
+    dev: &'d Device<'k>,
+}
+
+impl EventSink for Watch<'_, '_, '_> {
+    fn event(&mut self, event: Event<'_>) {
+        self.st.event(event);
+        if self.st.health.state == GspState::Crashed as u32 {
+            self.dev.mark_dead();
+        }
     }
 }
 
@@ -493,6 +582,10 @@ impl Handler for GspPd {
         }
         self.tell(k);
     }
+
+    fn timeout(&mut self, k: &mut dyn Kernel) {
+        self.reboot(k);
+    }
 }
 
 #[cfg(test)]
@@ -515,6 +608,7 @@ mod tests {
         irqstat: u32,
         cleared: Vec<u32>,
         notified: Vec<Channel>,
+        timer: Option<u64>,
     }
 
     impl Kernel for Fake {
@@ -551,6 +645,10 @@ mod tests {
         }
         fn now_ns(&self) -> u64 {
             0
+        }
+        fn set_timeout(&mut self, at_ns: u64) -> Result<(), IpcError> {
+            self.timer = Some(at_ns);
+            Ok(())
         }
     }
 
@@ -607,7 +705,10 @@ mod tests {
                 Err(GspError::NotReady)
             );
             let h = gsp.health(&mut gpu).unwrap();
-            assert_eq!((h.state, h.generation), (GspState::Booting as u32, 2));
+            assert_eq!(
+                (h.state, h.generation),
+                (GspState::Booting as u32, boot_generation(2, 0))
+            );
         }
         pd.st.bring_up_failed(&BringUpError::NoGpu);
         let mut gpu = Gpu {
@@ -726,9 +827,23 @@ mod tests {
         );
         assert_eq!(k.notified, [channels::GPU]);
         // A quiet interrupt line changes nothing and tells no one.
+        let mut quiet = Fake::default();
+        pd.notified(&mut quiet, ChannelSet::EMPTY.with(channels::GSP_MODEL));
+        assert!(quiet.cleared.is_empty() && quiet.notified.is_empty());
+        // The crash armed the timer; when it fires the GPU is booted again, from the probe on
+        // (which this device does not answer: the new boot fails there and says so).
+        assert_eq!(k.timer, Some(0));
+        pd.timeout(&mut k);
+        let h = pd.health();
+        assert_eq!(
+            (h.state, h.crash, h.boot_step, h.boot_error),
+            (GspState::BootFailed as u32, 0, 0, 101)
+        );
+        assert_eq!(h.generation, boot_generation(3, 1));
+        // Nothing more to do: a second expiry changes nothing.
+        pd.timeout(&mut k);
+        assert_eq!(pd.health(), h);
         let mut k = Fake::default();
-        pd.notified(&mut k, ChannelSet::EMPTY.with(channels::GSP_MODEL));
-        assert!(k.cleared.is_empty() && k.notified.is_empty());
         // A request on another channel is refused.
         let reply = pd.protected(&mut k, channels::PCI, MessageInfo::new(4, 0));
         assert_eq!(reply.label(), GspError::BadRequest.code());
