@@ -4,8 +4,10 @@
 //! firmware from `gsp_fw` and runs `gsp::boot` over BAR0, which it reaches as PPCs to the device
 //! (the GSP model PD in hosted mode and QEMU), every step logged ([`bringup`]). The boot takes as
 //! long as it takes: a call gpu makes meanwhile waits for `init` to end. Then [`GspPd`] serves
-//! `GspOps` over PPC and handles the device's interrupt ([`service`]). After a restart it does
-//! all of it again from scratch: RM objects, queues and buffers of the old instance are gone.
+//! `GspOps` over PPC and handles the device's interrupt ([`service`]); after a firmware crash
+//! it boots the GPU again in place. After a restart it does all of it again from scratch: RM
+//! objects, queues and buffers of the old instance are gone (pci-server resets the GPU when the
+//! old instance's claim goes, alloc-server takes its buffers back).
 //!
 //! Calls out: pci (claim, config, BARs), alloc (DMA buffers), gsp_model (BAR0); it notifies gpu
 //! when events wait or the firmware crashed.

@@ -4,8 +4,12 @@
 //! Requests before the GSP is up answer `NotReady`; after a crash or a failed boot, `Crashed`.
 //! A crash is any of: the GSP falcon halted (IRQSTAT HALT), GSP-RM reported a fatal error
 //! (`OS_ERROR_LOG` with no Xid or a fatal one), an RPC got no reply in time, or the message
-//! queues broke. It is reported through [`Health`] (state, cause, last Xid), logged and traced;
-//! every RM object is gone with it, which gpu-server learns from the error (`ContextLost`).
+//! queues broke. It is reported through [`Health`] (state, cause, last Xid), logged and traced,
+//! and gpu-server is notified (every RM object is gone; it starts over). Then, once the event
+//! that found it is handled (a timer), the PD boots the GPU again in place: it gives the GPU
+//! back to pci-server, which resets it (FLR), frees its DMA buffers and brings it up from
+//! scratch, with a new `Health::generation` (`MAX_REBOOTS` times per PD instance). A dead PD
+//! is the supervisor's business: the restarted instance does the same from its `init`.
 //!
 //! Events GSP-RM raises (robust-channel errors, MMU faults, posted events, Xids) are queued for
 //! gpu-server (`next_event`), which is notified; a full queue drops the newest and counts it.
