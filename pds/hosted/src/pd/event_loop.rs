@@ -32,9 +32,8 @@ impl HostedPd {
     /// Deliver pending events.
     fn dispatch(&mut self, handler: &mut dyn Handler) {
         let k = &mut self.kernel;
-        if wait::take(&k.control.event) & FAULT != 0
-            || k.control.faults_pending.load(Ordering::Acquire) != 0
-        {
+        // The runtime sets FAULT after posting a report, so the bit alone says when to look.
+        if wait::take(&k.control.event) & FAULT != 0 {
             for (id, kind) in crate::fault::take(k.control) {
                 if let Ok(child) = Child::try_new(u64::from(id)) {
                     handler.fault(k, child, kind);
