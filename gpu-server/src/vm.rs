@@ -17,6 +17,9 @@ pub const MAX_MAPPINGS: usize = 128;
 pub const MAX_SPARSE: usize = 16;
 /// Top of the user VA space (nouveau's `NOUVEAU_VA_SPACE_END`, 1 << 47).
 pub const VA_END: u64 = 1 << 47;
+/// The kernel-managed area must lie below 2^40: GPFIFO entries and host semaphores, which
+/// gpu-server places there, carry 40 address bits (`clc36f.h` `GP_ENTRY0/1`, `SEMAPHOREA/B`).
+pub const KERNEL_VA_END: u64 = 1 << 40;
 
 /// A BO range mapped at `va`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +85,9 @@ impl VaSpace {
     pub fn new(kernel_addr: u64, kernel_size: u64) -> Result<Self, GpuError> {
         if kernel_size != 0 {
             check_range(kernel_addr, kernel_size)?;
+            if kernel_addr + kernel_size > KERNEL_VA_END {
+                return Err(GpuError::Invalid);
+            }
         }
         Ok(Self {
             kernel: (kernel_addr, kernel_size),
@@ -365,6 +371,11 @@ mod tests {
         );
         assert!(v.map_kernel(BoId(1), 0, 0x1000_0000, K).is_ok());
         assert_eq!(VaSpace::new(0x10, K).unwrap_err(), GpuError::Invalid);
+        assert_eq!(
+            VaSpace::new(0x7f00_0000_0000, 0x1000_0000).unwrap_err(),
+            GpuError::Invalid,
+            "above 2^40"
+        );
     }
 
     #[test]

@@ -18,16 +18,15 @@
 //! [`Platform`]. To plug in a PD, add its module and one [`program!`] line. The seL4 image calls
 //! the same `init` functions from its per-PD ELFs.
 //!
-//! Until the real servers land, the driver PDs run [`relay`], a placeholder that forwards a
-//! checked echo exchange down the declared channels, so every channel of the system carries real
-//! messages.
+//! Besides the PDs of `system.xml`: [`drm_job`] (the DRM work a client does, shared by the demo
+//! clients and the benchmark), [`bench_client`] (the ioctl benchmark's client PD), [`status`] (the
+//! supervisor's status page), [`deaths`] and [`phys`] (helpers of the servers' PD glue).
 #![no_std]
 #![deny(unsafe_code)]
 
 pub mod deaths;
 pub mod phys;
 pub mod regions;
-pub mod relay;
 pub mod status;
 pub mod supervisor;
 pub mod sys;

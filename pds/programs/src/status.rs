@@ -207,14 +207,17 @@ impl<const N: usize> Watch<N> {
         w
     }
 
-    /// The watched children whose generation or state changed since the last call.
+    /// The watched children whose generation or state changed since the last call. A child seen
+    /// for the first time (the page was not written yet, or it had not started) is not reported.
     pub fn moved<A: Access>(&mut self, page: &Region<A>) -> heapless::Vec<Child, N> {
         let mut out = heapless::Vec::new();
         for (c, seen) in self.children.iter().zip(self.seen.iter_mut()) {
             let now = read(page, *c).map_or(*seen, |s| s.generation ^ (s.state << 24));
             if now != *seen {
+                if *seen != 0 {
+                    let _ = out.push(*c);
+                }
                 *seen = now;
-                let _ = out.push(*c);
             }
         }
         out

@@ -6,6 +6,7 @@
 //! before running the tests (`harness = false`; an argument filters tests by name).
 
 mod pds;
+mod relay;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -2,13 +2,13 @@
 //! descriptions in `tests/*.xml` (the generated constants exist only for the product's
 //! `system.xml`).
 
+use crate::relay::{echo, Relay, WORDS};
 use pd_core::shm::{ReadWrite, Region};
 use pd_core::{
     Channel, ChannelSet, Child, FaultKind, Handler, IpcError, Kernel, MessageInfo, Verdict,
 };
 use pd_programs::client_ext::Idle;
 use pd_programs::regions::{ro, rw};
-use pd_programs::relay::{echo, Relay, WORDS};
 use pd_programs::supervisor::policy::{ChildConfig, Limits};
 use pd_programs::supervisor::Supervisor;
 use pd_programs::sys::RegionDecl;

@@ -1,5 +1,5 @@
-//! Placeholder service until the real servers land in their PD modules: a checked echo relay, so
-//! every channel of `system.xml` carries real request/response traffic end to end.
+//! The test systems' service PDs: a checked echo relay, so every channel of a test system
+//! carries real request/response traffic end to end.
 //!
 //! Protocol: a request has label [`ECHO`] and 1..=[`WORDS`] message registers. Before answering,
 //! a relay sends the same words to each of its downstream channels and checks every reply against
