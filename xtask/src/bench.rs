@@ -36,7 +36,7 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "ioctl",
-        "hosted",
+        "pd-bench",
         "ioctl",
         "GETPARAM and EXEC-64 through isolated PDs vs monolithic",
     ),

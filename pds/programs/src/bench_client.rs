@@ -23,10 +23,12 @@ pub const EXECS: u64 = 50;
 /// Push segments per EXEC.
 pub const PUSHES: usize = 64;
 
-/// Run the benchmark, report the verdict, idle.
+/// Run the benchmark (client0; any other client passes at once and stays idle, so the timings
+/// are one client's), report the verdict, idle.
 pub fn init(k: &mut dyn Kernel) -> Idle {
     let verdict = match crate::client::config(k.pd_name()) {
-        Some(cfg) => bench(k, cfg),
+        Some(cfg) if k.pd_name() == crate::sys::client0::NAME => bench(k, cfg),
+        Some(_) => Verdict::Pass,
         None => Verdict::Fail,
     };
     let _ = k.report_verdict(verdict);
