@@ -13,6 +13,7 @@
 
 mod boot;
 mod elf;
+mod firmware;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,9 @@ pub struct Options {
     pub config: String,
     /// The injected fault: PD and the PPC it faults on (`--fault PD:N`, `--fault none`).
     pub fault: Option<(String, u64)>,
+    /// Whether to prefill `gsp_fw` with NVIDIA's firmware when it was fetched (`--no-firmware`:
+    /// never, the model's synthetic image).
+    pub firmware: bool,
     /// Arguments after `--`, passed to QEMU.
     pub qemu_args: Vec<String>,
 }
@@ -58,7 +62,7 @@ pub struct Options {
 const DEFAULT_FAULT: (&str, u64) = ("gpu", 300);
 
 impl Options {
-    /// Parse `[--board B] [--config C] [--fault PD:N|none] [-- QEMU ARGS]`.
+    /// Parse `[--board B] [--config C] [--fault PD:N|none] [--no-firmware] [-- QEMU ARGS]`.
     ///
     /// # Errors
     /// An unknown board, config or option.
@@ -67,6 +71,7 @@ impl Options {
         let mut config = "debug".to_string();
         let mut qemu_args = Vec::new();
         let mut fault = Some((DEFAULT_FAULT.0.to_string(), DEFAULT_FAULT.1));
+        let mut firmware = true;
         let mut it = args.iter();
         while let Some(&arg) = it.next() {
             match arg {
@@ -95,6 +100,7 @@ impl Options {
                         None => return Err(format!("--fault {f}: expected PD:N or none")),
                     };
                 }
+                "--no-firmware" => firmware = false,
                 "--" => qemu_args.extend(it.by_ref().map(|s| (*s).to_string())),
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -103,6 +109,7 @@ impl Options {
             board,
             config,
             fault,
+            firmware,
             qemu_args,
         })
     }
@@ -242,7 +249,7 @@ pub fn image(args: &[&str]) -> ExitCode {
 fn usage_error(e: &str) -> ExitCode {
     eprintln!(
         "xtask: {e}\nusage: cargo xtask image|qemu|test-image [--board BOARD] \
-         [--config debug|release] [--fault PD:N|none] [-- QEMU ARGS]"
+         [--config debug|release] [--fault PD:N|none] [--no-firmware] [-- QEMU ARGS]"
     );
     ExitCode::from(2)
 }
@@ -279,12 +286,7 @@ pub fn build(opts: &Options, prereq: &Prerequisites) -> Result<PathBuf, String> 
         .env("SEL4_INCLUDE_DIRS", &include))?;
     let elf_dir = target_dir.join(opts.board.target).join("release");
 
-    let mut system = sysxml::load(&root.join("system.xml")).map_err(|e| e.to_string())?;
-    let board_xml = root.join("images").join(opts.board.name).join("board.xml");
-    let board_text = std::fs::read_to_string(&board_xml)
-        .map_err(|e| format!("cannot read {}: {e}", board_xml.display()))?;
-    sysxml::merge_board(&mut system, &board_text)
-        .map_err(|e| format!("{} ({})", e, board_xml.display()))?;
+    let mut system = board_system(opts.board)?;
 
     let out = opts.out_dir();
     let images = out.join("elf");
@@ -306,6 +308,27 @@ pub fn build(opts: &Options, prereq: &Prerequisites) -> Result<PathBuf, String> 
         println!("image: {pd} will fault on its PPC #{call} (--fault none to build without)");
     }
 
+    let region = system
+        .regions
+        .iter_mut()
+        .find(|r| r.name == firmware::REGION)
+        .ok_or("system.xml has no gsp_fw region")?;
+    let pack = if opts.firmware {
+        firmware::pack(&root, &images, region.size)?
+    } else {
+        None
+    };
+    match pack {
+        Some((pack, what)) => {
+            println!("image: gsp_fw prefilled with NVIDIA's {what}");
+            region.prefill_path = pack.file_name().map(|n| n.to_string_lossy().into_owned());
+        }
+        None => println!(
+            "image: no NVIDIA GSP firmware fetched (.ci/fetch-firmware): the GSP model writes \
+             its synthetic image into gsp_fw at boot"
+        ),
+    }
+
     let sdf = out.join("system.system");
     std::fs::write(&sdf, system.to_sdf())
         .map_err(|e| format!("cannot write {}: {e}", sdf.display()))?;
@@ -319,6 +342,21 @@ pub fn build(opts: &Options, prereq: &Prerequisites) -> Result<PathBuf, String> 
         .arg("-r")
         .arg(out.join("report.txt")))?;
     Ok(img)
+}
+
+/// `system.xml` with `board`'s physical addresses merged in (`images/<board>/board.xml`).
+///
+/// # Errors
+/// Either file cannot be read, or does not validate (line-numbered).
+pub fn board_system(board: &Board) -> Result<sysxml::System, String> {
+    let root = super::workspace_root();
+    let mut system = sysxml::load(&root.join("system.xml")).map_err(|e| e.to_string())?;
+    let board_xml = root.join("images").join(board.name).join("board.xml");
+    let board_text = std::fs::read_to_string(&board_xml)
+        .map_err(|e| format!("cannot read {}: {e}", board_xml.display()))?;
+    sysxml::merge_board(&mut system, &board_text)
+        .map_err(|e| format!("{} ({})", e, board_xml.display()))?;
+    Ok(system)
 }
 
 /// rust-sel4's `support/targets` in cargo's checkout of the git dependency.
@@ -412,11 +450,39 @@ mod tests {
         assert_eq!(Options::parse(&["--fault", "none"]).unwrap().fault, None);
         assert!(Options::parse(&["--fault", "pci:0"]).is_err());
         assert!(Options::parse(&["--fault", "pci"]).is_err());
+        assert!(d.firmware && !Options::parse(&["--no-firmware"]).unwrap().firmware);
         assert!(Options::parse(&["--board", "pc"])
             .unwrap_err()
             .contains("unknown board pc"));
         assert!(Options::parse(&["--config", "fast"]).is_err());
         assert!(Options::parse(&["--frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn every_board_file_merges_into_system_xml() {
+        for board in BOARDS {
+            let system = board_system(board).unwrap();
+            let ecam = system.region("pci_ecam").and_then(|r| r.phys_addr);
+            assert!(
+                ecam.is_some(),
+                "{}: pci_ecam has no physical address",
+                board.name
+            );
+            if board.name.starts_with("x86_64") {
+                // The Microkit tool cannot place a region a PD asks the address of on x86_64.
+                for pd in &system.pds {
+                    for setvar in &pd.setvars {
+                        let mr = system.region(&setvar.region_paddr).unwrap();
+                        assert!(
+                            mr.phys_addr.is_some(),
+                            "{}: {} needs a phys_addr",
+                            board.name,
+                            mr.name
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

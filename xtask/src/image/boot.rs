@@ -54,7 +54,8 @@ impl Step {
     }
 }
 
-/// The demo's expect script for `system`, with the fault injected into PD `fault`, if any.
+/// The demo's expect script for `system` (merged with the board's addresses), with the fault
+/// injected into PD `fault`, if any. The bring-up steps match the PD modules' own log lines.
 pub fn demo_script(system: &sysxml::System, fault: Option<&str>) -> Vec<Step> {
     let started = system
         .pds
@@ -81,6 +82,27 @@ pub fn demo_script(system: &sysxml::System, fault: Option<&str>) -> Vec<Step> {
         )
         .anytime(),
     ];
+    // Anytime, like the model's note: the order of the bring-up follows the priorities.
+    if let Some(ecam) = system.region("pci_ecam").and_then(|r| r.phys_addr) {
+        steps.push(
+            Step::new(
+                "pci enumerates QEMU's PCIe devices through the board's ECAM window",
+                [
+                    format!("pci: configuration space: ECAM at {ecam:#x}"),
+                    "pci: 00:00.0".into(),
+                ],
+            )
+            .anytime(),
+        );
+    }
+    steps.push(
+        Step::new(
+            "gsp boots the GPU, on DMA buffers from alloc",
+            ["gsp: dma: ", "gsp: GSP up"],
+        )
+        .anytime(),
+    );
+    steps.push(Step::new("gpu serves drm", ["gpu: GPU up"]).anytime());
     if let Some(pd) = fault.and_then(|name| system.pd(name)) {
         let name = &pd.name;
         let parent = pd.parent.and_then(|i| system.pds.get(i));
@@ -158,8 +180,7 @@ fn run_checked(args: &[&str], is_qemu: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let result = build(&opts, &prereq).and_then(|_| {
-        let system = sysxml::load(&super::super::workspace_root().join("system.xml"))
-            .map_err(|e| e.to_string())?;
+        let system = super::board_system(opts.board)?;
         let fault = opts.fault.as_ref().map(|(pd, _)| pd.as_str());
         let script = demo_script(&system, fault);
         boot(&opts, &prereq, &script, is_qemu)
@@ -477,8 +498,7 @@ mod tests {
 
     #[test]
     fn the_demo_script_follows_system_xml_and_the_fault() {
-        let root = crate::workspace_root();
-        let system = sysxml::load(&root.join("system.xml")).unwrap();
+        let system = super::super::board_system(&super::super::BOARDS[0]).unwrap();
         let script = demo_script(&system, Some("gpu"));
         let all: Vec<&String> = script.iter().flat_map(|s| &s.patterns).collect();
         for pd in &system.pds {
@@ -486,6 +506,7 @@ mod tests {
             assert!(all.contains(&&started), "{started}");
         }
         let expected = [
+            "pci: configuration space: ECAM at 0x4010000000",
             "supervisor: restarting gpu ",
             "gpu: restarted by its parent",
             "client0: verdict PASS",
