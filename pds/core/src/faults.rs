@@ -15,9 +15,11 @@
 //! | `epoch=NS` | the monotonic clock (`Kernel::now_ns`) that entry times count from (default 0) |
 //! | `seed=N` | seeds `#~N` triggers |
 //! | `end=TIME` | when the campaign's workload stops (for clients; injectors ignore it) |
-//! | `PD@TIME[#N\|#~N]:ACTION` | in PD `PD` (or `*`: every PD), fire `ACTION` at the `N`th event (default 1st; `~N`: a seeded random one of the first `N`) handled at or after `TIME` |
+//! | `PD@TIME[+WITHIN][#N\|#~N]:ACTION` | in PD `PD` (or `*`: every PD), fire `ACTION` at the `N`th event (default 1st; `~N`: a seeded random one of the first `N`) handled at or after `TIME`, and not later than `WITHIN` after it (default: no limit) |
 //!
-//! `TIME` is an integer with a unit (`ns`, `us`, `ms`, `s`) after the epoch. Actions: `panic`;
+//! `TIME` and `WITHIN` are integers with a unit (`ns`, `us`, `ms`, `s`); `TIME` counts from the
+//! epoch. An entry that found no event in time never fires (a campaign judges each fault in its
+//! own window, so a late one would be blamed on the next). Actions: `panic`;
 //! `wild-read[=ADDR]` / `wild-write[=ADDR]` (a real access to an address outside every mapping:
 //! a VM fault); `hang` (spin forever: the platform's watchdog must notice); `corrupt[=MASK]` (XOR
 //! `MASK` into the registers of the next PPC reply, or its label if it has none); `error=LABEL[,N]`
@@ -131,6 +133,8 @@ pub enum Nth {
 pub struct Trigger {
     /// Nanoseconds after the plan's epoch.
     pub at_ns: u64,
+    /// How long after `at_ns` the entry may still fire (`None`: for ever).
+    pub within_ns: Option<u64>,
     /// Which event at or after that time.
     pub nth: Nth,
 }
@@ -310,10 +314,18 @@ fn item(s: &str) -> Result<Item<'_>, PlanErrorKind> {
         if pd.is_empty() {
             return Err(PlanErrorKind::Syntax);
         }
+        let (at, within) = match at.split_once('+') {
+            Some((at, within)) => (at, Some(time(within).ok_or(PlanErrorKind::BadTime)?)),
+            None => (at, None),
+        };
         let at_ns = time(at).ok_or(PlanErrorKind::BadTime)?;
         return Ok(Item::Entry {
             pd,
-            trigger: Trigger { at_ns, nth },
+            trigger: Trigger {
+                at_ns,
+                within_ns: within,
+                nth,
+            },
             action: action(what)?,
         });
     }
@@ -399,11 +411,14 @@ enum State {
     Fired,
     /// This instance started after the entry's time (a restart): never fires here.
     Skipped,
+    /// Its time ran out before its event came.
+    Expired,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Armed {
     at_ns: u64,
+    until_ns: u64,
     nth: u32,
     seen: u32,
     action: Action,
@@ -464,8 +479,12 @@ impl Injector {
                 item: index,
                 kind: PlanErrorKind::TooManyEntries,
             })?;
+            let until_ns = trigger
+                .within_ns
+                .map_or(u64::MAX, |w| at_ns.saturating_add(w));
             *slot = Some(Armed {
                 at_ns,
+                until_ns,
                 nth,
                 seen: 0,
                 action,
@@ -521,6 +540,10 @@ impl Injector {
                 continue;
             };
             if e.state != State::Armed || now < e.at_ns {
+                continue;
+            }
+            if now >= e.until_ns {
+                e.state = State::Expired;
                 continue;
             }
             e.seen = e.seen.saturating_add(1);
@@ -775,7 +798,7 @@ mod tests {
     #[test]
     fn plans_parse_every_item_and_refuse_junk_with_its_position() {
         let p = Plan::new(
-            "epoch=1000; seed=7; end=2s; gpu@300ms#4:panic; *@1_000us:report; \
+            "epoch=1000; seed=7; end=2s; gpu@300ms+50ms#4:panic; *@1_000us:report; \
              alloc@1s:error=5,3; gsp@2ms#~8:call=3,3,2,0; drm@0ns:corrupt=0x10; \
              pci@1ms:wild-write; gpu@1ms:wild-read=0x8; gpu@5ms:hang",
         );
@@ -802,6 +825,7 @@ mod tests {
                 "gpu",
                 Trigger {
                     at_ns: 300_000_000,
+                    within_ns: Some(50_000_000),
                     nth: Nth::Exact(4)
                 },
                 Action::Panic
@@ -838,6 +862,7 @@ mod tests {
         assert_eq!(bad("gpu@3ms:call=1,1,2,3,4").kind, PlanErrorKind::BadNumber);
         assert_eq!(bad("gpu@3ms:corrupt=0").kind, PlanErrorKind::BadNumber);
         assert_eq!(bad("gpu3ms:panic").kind, PlanErrorKind::Syntax);
+        assert_eq!(bad("gpu@3ms+5:panic").kind, PlanErrorKind::BadTime);
         assert_eq!(bad("@3ms:panic").kind, PlanErrorKind::Syntax);
         assert_eq!(bad("colour=blue").kind, PlanErrorKind::UnknownKey);
         assert_eq!(bad("gpu@99999999999999s:hang").kind, PlanErrorKind::BadTime);
@@ -875,6 +900,28 @@ mod tests {
             Injector::from_text(Some("*@1ms:report"), "gpu", 0).map(|i| i.armed()),
             Some(1)
         );
+    }
+
+    #[test]
+    fn an_entry_without_an_event_in_time_never_fires() {
+        let plan = Plan::new("gpu@1us+1us:corrupt=0xff");
+        let mut echo = Echo::default();
+        let mut f = Faulty::new(&mut echo, Injector::new(&plan, "gpu", 0).unwrap());
+        let mut k = Fake::at(1500);
+        assert_eq!(
+            call(&mut f, &mut k, 1),
+            (0, 2 ^ 0xff),
+            "inside its time: fires"
+        );
+        let mut f = Faulty::new(&mut echo, Injector::new(&plan, "gpu", 0).unwrap());
+        k.now = 2000;
+        assert_eq!(
+            call(&mut f, &mut k, 1),
+            (0, 2),
+            "too late: the reply is intact"
+        );
+        assert_eq!(call(&mut f, &mut k, 1), (0, 2));
+        assert_eq!(f.injector().armed(), 0);
     }
 
     #[test]

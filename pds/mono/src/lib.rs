@@ -8,7 +8,7 @@
 //!   address per region so that this works);
 //! - [`platform`]: the start-up nest and the event loop on `pd_direct::Composition`;
 //! - `campaign` (feature `fault-injection`): the fault campaign's client program and its program
-//!   tables for both compositions (`mono --campaign`, and the `isolated` binary on the hosted
+//!   tables for both compositions (`mono-campaign --campaign`, and the `isolated` binary on the hosted
 //!   runtime).
 //!
 //! The seL4 variant (issue 13) keeps the GSP model in its own PD: the composition would then hold
@@ -20,6 +20,7 @@
 
 #[cfg(feature = "fault-injection")]
 pub mod campaign;
+pub mod cli;
 pub mod layout;
 pub mod platform;
 

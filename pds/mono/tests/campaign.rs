@@ -15,7 +15,7 @@ use std::path::Path;
 fn isolation_contains_every_crash_and_hang_and_the_monolith_does_not() {
     let bins = Binaries {
         isolated: env!("CARGO_BIN_EXE_isolated").into(),
-        mono: env!("CARGO_BIN_EXE_mono").into(),
+        mono: env!("CARGO_BIN_EXE_mono-campaign").into(),
         system: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../system.xml"),
     };
     let kinds = vec![Kind::Panic, Kind::WildRead, Kind::WildWrite, Kind::Hang];

@@ -22,12 +22,14 @@ usage: faults [OPTIONS]
   --kinds K,K,...   only these fault kinds: panic wild-read wild-write hang corrupt-reply oom
                     gsp-crash gsp-garbage (default all)
   --warmup DUR      system start to first fault (default 300ms)
-  --window DUR      one run's window (default 150ms; a hang's adds the watchdog)
-  --watchdog DUR    PPC watchdog / hang detector (default 250ms)
+  --window DUR      one run's window (default 300ms; a hang's adds the watchdog)
+  --watchdog DUR    PPC watchdog / hang detector (default 1s; above the longest legitimate
+                    wait, a GSP reboot behind a restarted gsp)
   --per-session N   most runs per boot (default 16)
   --out DIR         report folder (default reports/isolation)
   --system FILE     system description (default system.xml)
-  --bin-dir DIR     where the isolated and mono binaries are (default: beside this one)
+  --bin-dir DIR     where the isolated and mono-campaign binaries are (default: beside this one)
+  --logs DIR        keep every session's log there (<composition>-<first run>.log)
 ";
 
 struct Args {
@@ -71,12 +73,13 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
             "--out" => out = PathBuf::from(v),
             "--system" => system = PathBuf::from(v),
             "--bin-dir" => bin_dir = PathBuf::from(v),
+            "--logs" => config.logs = Some(PathBuf::from(v)),
             _ => return Err(format!("unknown option {a}")),
         }
     }
     let bins = Binaries {
         isolated: bin_dir.join("isolated"),
-        mono: bin_dir.join("mono"),
+        mono: bin_dir.join("mono-campaign"),
         system,
     };
     Ok(Some(Args {

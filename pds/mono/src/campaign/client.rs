@@ -11,18 +11,19 @@
 //! campaign reads ([`super::session`]):
 //!
 //! ```text
-//! client0: window 3 ok 61 errors 2 wrong 0 corrupt 0 outage-us 10512 healthy-before 1 ok-at-end 1
+//! client0: window 3 ok 61 errors 2 wrong 0 corrupt 0 recovered-at-us 912345 healthy-before 1 ok-at-end 1
 //! ```
 //!
-//! `outage-us` runs from the window's first failed exchange to the first good one after its last
-//! failure (or to the window's end if none came). After `end` it waits [`SETTLE_NS`], makes one
+//! `recovered-at-us` is when (µs after the epoch) the first job after the window's last failure
+//! was served (0: no failure, or none served since), so the campaign can time recovery from the
+//! moment the fault fired, including any time the client spent blocked in a call. After `end` it waits [`SETTLE_NS`], makes one
 //! last job (so every server on the path sees an event after the plan's `report` entries),
 //! logs `campaign done` and reports its verdict: pass unless a canary changed or nothing was
 //! ever served.
 
 use drm_api::errno::Errno;
 use drm_api::transport::DrmClient;
-use pd_core::faults::{Item, Plan, PLAN_ENV};
+use pd_core::faults::{Action, Item, Plan, PLAN_ENV};
 use pd_core::shm::{ReadWrite, Region};
 use pd_core::{Channel, Handler, Kernel, Verdict};
 use pd_programs::drm_job::{self, Views};
@@ -31,6 +32,8 @@ use pd_programs::sys::{client0, client1, RegionDecl};
 
 /// One exchange every 2 ms per client.
 pub const STEP_NS: u64 = 2_000_000;
+/// No job starts this close to a usage report (before or after it).
+pub const QUIET_NS: u64 = 10_000_000;
 /// After `end`: quiet time before the last exchange.
 pub const SETTLE_NS: u64 = 20_000_000;
 /// Without a plan the client runs this long (like the demo client).
@@ -100,6 +103,8 @@ pub struct Client {
     ioctl: Region<ReadWrite>,
     /// Absolute start times of windows 1.. (the distinct fault times), ascending.
     boundaries: Vec<u64>,
+    /// Absolute times of usage reports (no job within [`QUIET_NS`] of them).
+    reports: Vec<u64>,
     end_ns: u64,
     /// The plan's epoch (the system's start), or this client's start without a plan.
     epoch_ns: u64,
@@ -131,31 +136,52 @@ fn config(name: &str) -> Option<(Channel, [RegionDecl; 3])> {
     }
 }
 
-/// The windows' absolute start times, the absolute end and the epoch, from the plan in the
-/// environment.
-fn schedule(now: u64) -> (Vec<u64>, u64, u64) {
+/// What the plan in the environment says the client must know, in absolute times.
+#[derive(Debug, Default)]
+struct Schedule {
+    /// Window starts: the distinct times of the fault entries, ascending.
+    boundaries: Vec<u64>,
+    /// The `report` entries' times: the client keeps quiet around them, so the servers report
+    /// what they hold with no job in flight.
+    reports: Vec<u64>,
+    end: u64,
+    epoch: u64,
+}
+
+fn schedule(now: u64) -> Schedule {
     let Ok(text) = std::env::var(PLAN_ENV) else {
-        return (Vec::new(), now.saturating_add(DEFAULT_RUN_NS), now);
+        return Schedule {
+            end: now.saturating_add(DEFAULT_RUN_NS),
+            epoch: now,
+            ..Schedule::default()
+        };
     };
     let plan = Plan::new(&text);
     let epoch = plan.epoch();
-    let mut times: Vec<u64> = plan
-        .items()
-        .filter_map(|i| match i {
-            Ok(Item::Entry {
-                trigger, action, ..
-            }) if action != pd_core::faults::Action::Report => {
-                Some(epoch.saturating_add(trigger.at_ns))
+    let (mut boundaries, mut reports) = (Vec::new(), Vec::new());
+    for item in plan.items() {
+        if let Ok(Item::Entry {
+            trigger, action, ..
+        }) = item
+        {
+            let at = epoch.saturating_add(trigger.at_ns);
+            match action {
+                Action::Report => reports.push(at),
+                _ => boundaries.push(at),
             }
-            _ => None,
-        })
-        .collect();
-    times.sort_unstable();
-    times.dedup();
+        }
+    }
+    boundaries.sort_unstable();
+    boundaries.dedup();
     let end = plan.end().map_or(now.saturating_add(DEFAULT_RUN_NS), |e| {
         epoch.saturating_add(e)
     });
-    (times, end, epoch)
+    Schedule {
+        boundaries,
+        reports,
+        end,
+        epoch,
+    }
 }
 
 /// The canary's bytes for `seed`.
@@ -183,7 +209,12 @@ fn canary_sum(ioctl: &Region<ReadWrite>) -> Option<u64> {
 /// Build the client, lay its canary and arm its first step.
 pub fn init(k: &mut dyn Kernel) -> Client {
     let now = k.now_ns();
-    let (boundaries, end_ns, epoch_ns) = schedule(now);
+    let Schedule {
+        boundaries,
+        reports,
+        end: end_ns,
+        epoch: epoch_ns,
+    } = schedule(now);
     let (io, ioctl) = match config(k.pd_name()) {
         Some((drm, [ioctl, vram, dma])) => {
             let views = Views {
@@ -224,14 +255,13 @@ pub fn init(k: &mut dyn Kernel) -> Client {
         io,
         ioctl,
         boundaries,
+        reports,
         end_ns,
         epoch_ns,
         window: 0,
-        tally: Window {
-            healthy_before: true,
-            ..Window::default()
-        },
-        last_ok: true,
+        // Nothing served yet: a fault before the first served job cannot be judged.
+        tally: Window::default(),
+        last_ok: false,
         served_total: 0,
         wrong_total: 0,
         corrupt_total: 0,
@@ -242,14 +272,15 @@ pub fn init(k: &mut dyn Kernel) -> Client {
 }
 
 impl Client {
-    /// Log the current window's line and start the next one.
+    /// Log the current window's line (it ended at `now`) and start the next one.
     fn close_window(&mut self, k: &mut dyn Kernel, now: u64) {
         let t = self.tally;
-        let outage_us = t.first_err.map_or(0, |first| {
-            t.recovered.unwrap_or(now).saturating_sub(first) / 1_000
-        });
+        let recovered_us = t
+            .recovered
+            .filter(|&r| r <= now)
+            .map_or(0, |r| r.saturating_sub(self.epoch_ns) / 1_000);
         log::info!(
-            "{}: window {} ok {} errors {} wrong {} corrupt {} outage-us {outage_us} healthy-before {} ok-at-end {}",
+            "{}: window {} ok {} errors {} wrong {} corrupt {} recovered-at-us {recovered_us} healthy-before {} ok-at-end {}",
             k.pd_name(),
             self.window,
             t.ok,
@@ -350,11 +381,21 @@ impl Handler for Client {
                 return;
             }
             Phase::Running => {
-                while self.boundaries.get(self.window).is_some_and(|&b| now >= b) {
-                    self.close_window(k, now);
+                let quiet = self
+                    .reports
+                    .iter()
+                    .find(|&&r| now.saturating_add(QUIET_NS) >= r && now < r + QUIET_NS);
+                if let Some(&r) = quiet {
+                    let _ = k.set_timeout(r + QUIET_NS);
+                    return;
                 }
                 let outcome = self.job(k);
                 let after = k.now_ns();
+                // A job counts in the window it ended in: one that a fault cut short belongs to
+                // the fault's window, and the window before it ends healthy or not on its own.
+                while let Some(&b) = self.boundaries.get(self.window).filter(|&&b| after >= b) {
+                    self.close_window(k, b);
+                }
                 self.record(outcome, after);
                 if outcome == Exchange::Served && self.served_total == 1 {
                     // The campaign reads this line: how long the system takes to serve.
@@ -381,6 +422,7 @@ mod tests {
             io: None,
             ioctl: Region::from_static(vec![0u8; 0x10000].leak()),
             boundaries: vec![],
+            reports: vec![],
             end_ns: 0,
             epoch_ns: 0,
             window: 0,

@@ -5,9 +5,10 @@
 //! window's end; clients that do not depend on the faulted PD saw no error at all; no client's
 //! canary changed; and no PD died but the faulted one (its *blast radius*). Errors the clients of
 //! the faulted PD saw meanwhile are the clean errors isolation promises; how long they lasted is
-//! the run's recovery time. A run whose fault never fired, or that a previous run's failure
-//! spoiled (a client already failing when the window began), is not judged: it goes into a later
-//! session, at most [`ATTEMPTS`] times.
+//! the run's recovery time. A run whose fault never fired, or whose clients were already failing
+//! when its window began, is not judged: it goes into a later session, at most [`ATTEMPTS`]
+//! times. Runs after a failed one in the same session are not judged either (the failure may have
+//! left damage they would be blamed for): they go into a fresh session.
 
 use super::catalogue::Kind;
 use super::schedule::{pack, Config, Run, Session};
@@ -66,7 +67,7 @@ pub struct SessionSummary {
     /// The runs it held.
     pub runs: Vec<usize>,
     /// DMA pages held at the end beyond what was held before the first fault, over the PDs that
-    /// reported both.
+    /// reported both and did not restart in between.
     pub leaked_dma_pages: u64,
     /// VRAM pages, likewise.
     pub leaked_vram_pages: u64,
@@ -105,13 +106,21 @@ pub struct Campaign {
     /// Per composition: how long after its start both clients were first served (fault-free
     /// calibration session), and the warm-up the sessions used.
     pub boot: BTreeMap<Composition, (Duration, Duration)>,
+    /// Targets' PDs that handle no event while the workload runs: their faults cannot fire, so
+    /// none were drawn.
+    pub idle: Vec<String>,
 }
 
 /// A slot's judgement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Judgement {
     Judged(RunResult),
+    /// Not judged: run it again (counts as an attempt).
     Retry(String),
+    /// An earlier run of the session failed, so the system this run met may already have been
+    /// damaged: run it again in a fresh session (not counted as an attempt; the first run of
+    /// every session is judged or retried, so the campaign always moves on).
+    Spoiled(String),
 }
 
 /// The workload PDs (the campaign's clients).
@@ -134,6 +143,7 @@ fn describe(exit: Exit) -> String {
         Exit::Signal(s) => format!("the process was killed by signal {s}"),
         Exit::Code(c) => format!("the process exited with status {c}"),
         Exit::Overdue => "the process hung past its deadline and was killed".into(),
+        Exit::Stopped => "the campaign stopped the session after a failed run".into(),
     }
 }
 
@@ -179,11 +189,27 @@ fn judge(
         })
     };
     let mut judged = Vec::new();
+    let mut failed_before: Option<usize> = None;
     for (i, slot) in session.slots.iter().enumerate() {
         let run = slot.run;
+        if let Some(earlier) = failed_before {
+            judged.push((
+                run,
+                Judgement::Spoiled(format!("run {earlier} failed before it")),
+            ));
+            continue;
+        }
         let lines: Vec<(&str, Option<WindowLine>)> =
             clients.iter().map(|&c| (c, window(c, i + 1))).collect();
+        let stopped_before = out.exit == Exit::Stopped && lines.iter().any(|(_, w)| w.is_none());
         let Some(at) = fired.get(i).copied().flatten() else {
+            if stopped_before {
+                judged.push((
+                    run,
+                    Judgement::Spoiled("the session was stopped first".into()),
+                ));
+                continue;
+            }
             let why = if lines.iter().all(|(_, w)| w.is_some()) {
                 format!(
                     "did not fire: {} handled no event in its window",
@@ -195,13 +221,22 @@ fn judge(
             judged.push((run, Judgement::Retry(why)));
             continue;
         };
-        let next = fired
+        let fired_us = match events.get(at) {
+            Some(Event::Injected { at_us, .. }) => *at_us,
+            _ => 0,
+        };
+        // Deaths from the fault to the next fault, or to the window's close (every client's
+        // line for it) if that comes first (the next fault may not be in the log yet).
+        let closed = events
             .iter()
-            .skip(i + 1)
-            .flatten()
-            .next()
-            .copied()
-            .unwrap_or(events.len());
+            .rposition(|e| matches!(e, Event::Window { line, .. } if line.index == i + 1))
+            .filter(|_| lines.iter().all(|(_, w)| w.is_some()));
+        let next_fault = fired.iter().skip(i + 1).flatten().next().copied();
+        let next = match (next_fault, closed) {
+            (Some(f), Some(c)) => f.min(c),
+            (Some(p), None) | (None, Some(p)) => p,
+            (None, None) => events.len(),
+        };
         let deaths: Vec<String> = events
             .get(at..next)
             .unwrap_or_default()
@@ -219,6 +254,14 @@ fn judge(
         also.sort();
         also.dedup();
         let mut problems = Vec::new();
+        if stopped_before {
+            // The campaign stopped the session (a run failed) before this window closed.
+            judged.push((
+                run,
+                Judgement::Spoiled("the session was stopped first".into()),
+            ));
+            continue;
+        }
         let served = served_by(run.target.pd);
         let (mut visible, mut recovery, mut corrupt, mut wrong) = (false, 0u64, 0u64, 0u64);
         for &(client, w) in &lines {
@@ -238,9 +281,12 @@ fn judge(
             if w.corrupt > 0 {
                 problems.push(format!("{client}'s buffer changed"));
             }
+            if w.wrong > 0 {
+                problems.push(format!("{client}'s job copied wrong bytes"));
+            }
             if w.errors + w.wrong > 0 {
                 visible = true;
-                recovery = recovery.max(w.outage_us);
+                recovery = recovery.max(w.recovered_at_us.saturating_sub(fired_us));
                 if !served.contains(&client) {
                     problems.push(format!(
                         "{client}, not served by {}, saw errors",
@@ -268,6 +314,7 @@ fn judge(
         let verdict = if problems.is_empty() {
             Verdict::Survived
         } else {
+            failed_before = Some(run.id);
             Verdict::Failed(problems.join("; "))
         };
         judged.push((
@@ -312,9 +359,15 @@ fn judge(
             _ => {}
         }
     }
+    // A PD that restarted counts from zero again: its before and after do not compare.
+    let restarted = |pd: &str| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Faulted { pd: p, .. } if p == pd))
+    };
     let (mut dma, mut vram, mut sources) = (0, 0, Vec::new());
     for (pd, (d0, v0)) in &before {
-        if let Some((d1, v1)) = after.get(pd) {
+        if let Some((d1, v1)) = after.get(pd).filter(|_| !restarted(pd)) {
             dma += d1.saturating_sub(*d0);
             vram += v1.saturating_sub(*v0);
             sources.push((*pd).to_owned());
@@ -332,11 +385,69 @@ fn judge(
     (judged, summary)
 }
 
-/// How long a calibration session lets the system take to serve both clients.
-pub const CALIBRATION_NS: u64 = 3_000_000_000;
+/// Whether a run of `session` has failed already, judging only the windows that are complete in
+/// the log so far (a session is stopped then: what follows would be judged on a damaged system).
+fn failed_so_far(session: &Session, comp: Composition, lines: &[String]) -> bool {
+    let windows: Vec<(String, usize)> = lines
+        .iter()
+        .filter_map(|l| match session::parse(l) {
+            Some(Event::Window { client, line }) => Some((client, line.index)),
+            _ => None,
+        })
+        .collect();
+    let clients = clients();
+    let complete = |i: usize| {
+        clients
+            .iter()
+            .all(|c| windows.iter().any(|(w, index)| w == c && *index == i + 1))
+    };
+    let n = (0..session.slots.len())
+        .take_while(|&i| complete(i))
+        .count();
+    let out = Output {
+        lines: lines.to_vec(),
+        exit: Exit::Code(0),
+        wall: Duration::ZERO,
+    };
+    // The whole session, so that each run's window is cut exactly as it will be at the end.
+    judge(session, comp, &out)
+        .0
+        .iter()
+        .take(n)
+        .any(|(_, j)| matches!(j, Judgement::Judged(r) if !r.survived()))
+}
 
-/// How long `comp` takes from its start until every client's first job was served, from one
-/// fault-free session; `None` when some client was never served.
+/// Write a session's log into `config.logs`, if asked (a failure to write is only reported).
+fn keep_log(config: &Config, comp: Composition, session: &Session, out: &Output) {
+    let Some(dir) = &config.logs else { return };
+    let first = session.slots.first().map_or(0, |s| s.run.id);
+    let path = dir.join(format!("{}-{first}.log", comp.name()));
+    let text = format!(
+        "# plan: {}\n{}\n",
+        session.plan(config),
+        out.lines.join("\n")
+    );
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text)) {
+        eprintln!("faults: cannot keep {}: {e}", path.display());
+    }
+}
+
+/// A calibration session: the clients must be served before [`ACTIVE_FROM_NS`]; PDs that
+/// handle an event in [`ACTIVE_FROM_NS`]`..`[`CALIBRATION_NS`] are exercised by the workload.
+pub const CALIBRATION_NS: u64 = 3_000_000_000;
+/// See [`CALIBRATION_NS`].
+pub const ACTIVE_FROM_NS: u64 = 2_000_000_000;
+
+/// What a fault-free session says about a composition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calibration {
+    /// From the start until every client's first job was served.
+    pub boot: Duration,
+    /// The PDs that handle events while the workload runs (a fault elsewhere could not fire).
+    pub active: Vec<String>,
+}
+
+/// Run one fault-free session of `comp`; `None` when some client was not served in time.
 ///
 /// # Errors
 /// When the composition's binary cannot be started.
@@ -344,24 +455,33 @@ pub fn calibrate(
     bins: &Binaries,
     comp: Composition,
     config: &Config,
-) -> std::io::Result<Option<Duration>> {
-    let session = Session {
-        slots: Vec::new(),
-        end_ns: CALIBRATION_NS,
-    };
-    let out = session::run(bins, comp, &session, config)?;
-    let firsts: BTreeMap<String, u64> = out
-        .lines
-        .iter()
-        .filter_map(|l| match session::parse(l) {
-            Some(Event::FirstServed { client, at_us }) => Some((client, at_us)),
-            _ => None,
-        })
-        .collect();
-    if clients().iter().any(|c| !firsts.contains_key(*c)) {
+) -> std::io::Result<Option<Calibration>> {
+    let plan = format!(
+        "end={CALIBRATION_NS}ns;*@{ACTIVE_FROM_NS}ns+{}ns:report",
+        CALIBRATION_NS - ACTIVE_FROM_NS
+    );
+    let out = session::run(bins, comp, &plan, CALIBRATION_NS, config, &|_| false)?;
+    let mut firsts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut active = Vec::new();
+    for e in out.lines.iter().filter_map(|l| session::parse(l)) {
+        match e {
+            Event::FirstServed { client, at_us } => {
+                firsts.insert(client, at_us);
+            }
+            Event::Injected { pd, action, .. } if action == "report" => active.push(pd),
+            _ => {}
+        }
+    }
+    let boot = firsts.values().max().copied().unwrap_or(u64::MAX);
+    if clients().iter().any(|c| !firsts.contains_key(*c)) || boot >= ACTIVE_FROM_NS / 1_000 {
         return Ok(None);
     }
-    Ok(firsts.values().max().map(|&us| Duration::from_micros(us)))
+    active.sort();
+    active.dedup();
+    Ok(Some(Calibration {
+        boot: Duration::from_micros(boot),
+        active,
+    }))
 }
 
 /// Run `runs` in `comp`, `config.jobs` sessions at a time, re-running unjudged runs; every run ends
@@ -391,8 +511,17 @@ pub fn run_all(
                 s.spawn(|| loop {
                     let next = todo.lock().ok().and_then(|mut q| q.pop_front());
                     let Some(session) = next else { break };
-                    match session::run(bins, comp, &session, config) {
+                    let plan = session.plan(config);
+                    // Judge again only when a window closed.
+                    let seen = std::cell::Cell::new(0);
+                    let failed = |lines: &[String]| {
+                        let fresh = lines.get(seen.replace(lines.len())..).unwrap_or_default();
+                        fresh.iter().any(|l| l.contains(": window "))
+                            && failed_so_far(&session, comp, lines)
+                    };
+                    match session::run(bins, comp, &plan, session.end_ns, config, &failed) {
                         Ok(out) => {
+                            keep_log(config, comp, &session, &out);
                             let judged = judge(&session, comp, &out);
                             if let Ok(mut d) = done.lock() {
                                 d.push(judged);
@@ -423,6 +552,10 @@ pub fn run_all(
             for (run, j) in judged {
                 match j {
                     Judgement::Judged(r) => into.results.push(r),
+                    Judgement::Spoiled(_) => {
+                        let tried = attempts.get(&run.id).copied().unwrap_or(0);
+                        queue.push((run, tried));
+                    }
                     Judgement::Retry(why) => {
                         let tried = attempts.get(&run.id).copied().unwrap_or(0) + 1;
                         if tried < ATTEMPTS {
@@ -501,6 +634,7 @@ mod tests {
                     Verdict::Failed(why) => format!("failed: {why}"),
                 },
                 Judgement::Retry(why) => format!("retry: {why}"),
+                Judgement::Spoiled(why) => format!("spoiled: {why}"),
             })
             .collect()
     }
@@ -508,18 +642,18 @@ mod tests {
     #[test]
     fn a_contained_crash_survives_and_a_dead_process_fails() {
         let s = session(&[(Kind::Panic, "gpu"), (Kind::CorruptReply, "drm")]);
-        let ok = "ok 50 errors 0 wrong 0 corrupt 0 outage-us 0 healthy-before 1 ok-at-end 1";
+        let ok = "ok 50 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1";
         let log = [
             "alloc: warning: fault injected: report at +270000us (entry 0)".to_owned(),
             "alloc: usage dma-pages 4 vram-pages 0".to_owned(),
             "alloc: usage dma-pages 9 vram-pages 0".to_owned(),
             "gpu: warning: fault injected: panic at +300100us (entry 0)".to_owned(),
             "runtime: gpu faulted (abort); reporting to supervisor".to_owned(),
-            "client0: window 1 ok 60 errors 3 wrong 0 corrupt 0 outage-us 5100 healthy-before 1 ok-at-end 1".to_owned(),
-            "client1: window 1 ok 60 errors 2 wrong 0 corrupt 0 outage-us 4000 healthy-before 1 ok-at-end 1".to_owned(),
+            "client0: window 1 ok 60 errors 3 wrong 0 corrupt 0 recovered-at-us 305200 healthy-before 1 ok-at-end 1".to_owned(),
+            "client1: window 1 ok 60 errors 2 wrong 0 corrupt 0 recovered-at-us 304100 healthy-before 1 ok-at-end 1".to_owned(),
             "drm: warning: fault injected: corrupt=0x1 at +450000us (entry 0)".to_owned(),
             format!("client0: window 2 {ok}"),
-            format!("client1: window 2 {}", ok.replace("wrong 0", "wrong 1").replace("outage-us 0", "outage-us 2000")),
+            format!("client1: window 2 {}", ok.replace("errors 0", "errors 1").replace("recovered-at-us 0", "recovered-at-us 452000")),
             "alloc: usage dma-pages 7 vram-pages 0".to_owned(),
             "alloc: warning: fault injected: report at +610000us (entry 3)".to_owned(),
             "alloc: usage dma-pages 6 vram-pages 0".to_owned(),
@@ -542,7 +676,7 @@ mod tests {
             v[0].starts_with("failed: client0 stopped: the process aborted (SIGABRT): panicked at"),
             "{v:?}"
         );
-        assert!(v[1].starts_with("retry: not reached"), "{v:?}");
+        assert_eq!(v[1], "spoiled: run 0 failed before it");
     }
 
     #[test]
@@ -556,21 +690,71 @@ mod tests {
             "gsp: warning: fault injected: hang at +300100us (entry 0)",
             "runtime: gsp faulted (missed its watchdog deadline); reporting to supervisor",
             "runtime: gpu faulted (abort); reporting to supervisor",
-            "client0: window 1 ok 1 errors 3 wrong 0 corrupt 1 outage-us 100 healthy-before 1 ok-at-end 0",
-            "client1: window 1 ok 1 errors 3 wrong 0 corrupt 0 outage-us 100 healthy-before 1 ok-at-end 1",
-            "client0: window 2 ok 1 errors 0 wrong 0 corrupt 0 outage-us 0 healthy-before 0 ok-at-end 1",
-            "client1: window 2 ok 1 errors 0 wrong 0 corrupt 0 outage-us 0 healthy-before 1 ok-at-end 1",
-            "client0: window 3 ok 1 errors 0 wrong 0 corrupt 0 outage-us 0 healthy-before 1 ok-at-end 1",
-            "client1: window 3 ok 1 errors 0 wrong 0 corrupt 0 outage-us 0 healthy-before 1 ok-at-end 1",
+            "client0: window 1 ok 1 errors 3 wrong 0 corrupt 1 recovered-at-us 100 healthy-before 1 ok-at-end 0",
+            "client1: window 1 ok 1 errors 3 wrong 1 corrupt 0 recovered-at-us 300200 healthy-before 1 ok-at-end 1",
+            "client0: window 2 ok 1 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 0 ok-at-end 1",
+            "client1: window 2 ok 1 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1",
+            "client0: window 3 ok 1 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1",
+            "client1: window 3 ok 1 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1",
         ];
         let (j, _) = judge(&s, Composition::Isolated, &out(&log, Exit::Code(0)));
         let v = verdicts(&j);
         assert_eq!(
             v[0],
-            "failed: client0's buffer changed; client0 not served again within 150 ms; also died: gpu"
+            "failed: client0's buffer changed; client0 not served again within 150 ms; client1's job copied wrong bytes; also died: gpu"
         );
-        assert!(v[1].starts_with("retry: "), "{v:?}");
-        assert!(v[2].starts_with("retry: did not fire"), "{v:?}");
+        assert_eq!(
+            v[1..],
+            [
+                "spoiled: run 0 failed before it",
+                "spoiled: run 0 failed before it"
+            ]
+        );
+    }
+
+    #[test]
+    fn runs_that_did_not_fire_or_met_failing_clients_are_retried() {
+        let s = session(&[
+            (Kind::Panic, "drm"),
+            (Kind::OutOfMemory, "alloc"),
+            (Kind::Panic, "gpu"),
+        ]);
+        let log = [
+            "drm: warning: fault injected: panic at +300100us (entry 0)",
+            "runtime: drm faulted (abort); reporting to supervisor",
+            "client0: window 1 ok 5 errors 1 wrong 0 corrupt 0 recovered-at-us 310000 healthy-before 1 ok-at-end 0",
+            "client1: window 1 ok 5 errors 1 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1",
+            "client0: window 2 ok 1 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1",
+            "client1: window 2 ok 1 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1",
+            "gpu: warning: fault injected: panic at +600200us (entry 0)",
+            "client0: window 3 ok 1 errors 1 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 0 ok-at-end 1",
+            "client1: window 3 ok 1 errors 1 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1",
+        ];
+        let (j, _) = judge(&s, Composition::Isolated, &out(&log, Exit::Code(0)));
+        let v = verdicts(&j);
+        assert_eq!(v[0], "failed: client0 not served again within 150 ms");
+        assert_eq!(
+            v[1..],
+            [
+                "spoiled: run 0 failed before it",
+                "spoiled: run 0 failed before it"
+            ]
+        );
+        let s = session(&[(Kind::OutOfMemory, "alloc"), (Kind::Panic, "gpu")]);
+        let log = [
+            "client0: window 1 ok 9 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 0",
+            "client1: window 1 ok 9 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1",
+            "gpu: warning: fault injected: panic at +450200us (entry 0)",
+            "client0: window 2 ok 1 errors 1 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 0 ok-at-end 1",
+            "client1: window 2 ok 1 errors 1 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1",
+        ];
+        let (j, _) = judge(&s, Composition::Isolated, &out(&log, Exit::Code(0)));
+        let v = verdicts(&j);
+        assert!(
+            v[0].starts_with("retry: did not fire: alloc handled no event"),
+            "{v:?}"
+        );
+        assert_eq!(v[1], "retry: spoiled: client0 was failing before the fault");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! workload, both compositions, one report.
 //!
 //! - In the system: [`client`] is the campaign's client program; [`programs`] is the product's
-//!   program table with it as `client.elf` (every server unchanged), used by `mono --campaign`
+//!   program table with it as `client.elf` (every server unchanged), used by `mono-campaign --campaign`
 //!   and the `isolated` binary (the hosted runtime). The faults themselves come from
 //!   `pd_core::faults` plans, which both platforms apply in front of every PD.
 //! - Around the system: [`catalogue`] (what can be injected where), [`schedule`] (seeded runs
@@ -90,58 +90,73 @@ pub fn served_by(pd: &str) -> Vec<&'static str> {
 pub struct Binaries {
     /// The isolated composition: the hosted runtime with the campaign's table (`isolated`).
     pub isolated: std::path::PathBuf,
-    /// The monolithic composition (`mono`).
+    /// The monolithic composition with fault injection (`mono-campaign`).
     pub mono: std::path::PathBuf,
     /// `system.xml`.
     pub system: std::path::PathBuf,
 }
 
 /// Run a whole campaign: draw `config.runs` faults from `config.seed`, run them in both
-/// compositions (`config.jobs` sessions at a time), judge every run. Each composition first runs
-/// one fault-free session to see how long it takes to serve its clients; the warm-up before the
-/// first fault is at least that and a half, plus 100 ms.
+/// compositions (`config.jobs` sessions at a time), judge every run.
+///
+/// Each composition first runs one fault-free session ([`judge::calibrate`]): how long it takes
+/// to serve its clients (the warm-up before the first fault is at least that and a half, plus
+/// 100 ms), and which PDs the workload exercises (the isolated composition's say where faults
+/// are drawn: a fault in a PD that handles no event cannot fire).
 ///
 /// # Errors
-/// When a composition's binary cannot be started, or its clients are never served (there is
-/// nothing to measure then).
+/// When a composition's binary cannot be started, or its clients are not served within the
+/// calibration's time (there is nothing to measure then).
 pub fn run_campaign(
     bins: &Binaries,
     config: &schedule::Config,
 ) -> std::io::Result<judge::Campaign> {
-    let runs = schedule::draw(config.seed, config.runs, &config.kinds);
     let mut campaign = judge::Campaign {
         config: config.clone(),
         ..judge::Campaign::default()
     };
+    let mut runs = None;
     for comp in [
         session::Composition::Isolated,
         session::Composition::Monolithic,
     ] {
-        let Some(boot) = judge::calibrate(bins, comp, config)? else {
+        let Some(cal) = judge::calibrate(bins, comp, config)? else {
             return Err(std::io::Error::other(format!(
-                "the {} composition never served both clients within {} s: nothing to measure \
+                "the {} composition did not serve both clients within {} ms: nothing to measure \
                  (does `cargo xtask run` pass?)",
                 comp.name(),
-                judge::CALIBRATION_NS / 1_000_000_000
+                judge::ACTIVE_FROM_NS / 1_000_000
             )));
         };
         // CAST: a boot time in ns fits u64 for 584 years.
-        let needed = boot.as_nanos() as u64 * 3 / 2 + 100_000_000;
+        let needed = cal.boot.as_nanos() as u64 * 3 / 2 + 100_000_000;
         let tuned = schedule::Config {
             warmup_ns: config.warmup_ns.max(needed),
             ..config.clone()
         };
         campaign.boot.insert(
             comp,
-            (boot, std::time::Duration::from_nanos(tuned.warmup_ns)),
+            (cal.boot, std::time::Duration::from_nanos(tuned.warmup_ns)),
         );
         eprintln!(
-            "faults: {} serves its clients {} ms after start; first fault at {} ms",
+            "faults: {} serves its clients {} ms after start; first fault at {} ms; PDs at work: {}",
             comp.name(),
-            boot.as_millis(),
-            tuned.warmup_ns / 1_000_000
+            cal.boot.as_millis(),
+            tuned.warmup_ns / 1_000_000,
+            cal.active.join(" ")
         );
-        judge::run_all(bins, comp, &runs, &tuned, &mut campaign)?;
+        let runs = runs.get_or_insert_with(|| {
+            let mut idle: Vec<String> = catalogue::targets()
+                .iter()
+                .map(|t| t.inject_in.to_owned())
+                .filter(|pd| !cal.active.contains(pd))
+                .collect();
+            idle.sort();
+            idle.dedup();
+            campaign.idle = idle;
+            schedule::draw(config.seed, config.runs, &config.kinds, &cal.active)
+        });
+        judge::run_all(bins, comp, runs, &tuned, &mut campaign)?;
     }
     Ok(campaign)
 }

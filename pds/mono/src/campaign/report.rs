@@ -77,12 +77,13 @@ pub fn leaked_pages(c: &Campaign, comp: Composition) -> u64 {
         .sum()
 }
 
-/// Canary changes over a composition's runs.
+/// Client buffers whose contents changed that should not have, over a composition's runs: jobs
+/// that copied wrong bytes and canary pages that changed.
 pub fn corrupted_buffers(c: &Campaign, comp: Composition) -> u64 {
     c.results
         .iter()
         .filter(|r| r.composition == comp)
-        .map(|r| r.corrupt)
+        .map(|r| r.corrupt + r.wrong)
         .sum()
 }
 
@@ -188,6 +189,14 @@ pub fn markdown(c: &Campaign, meta: &[(String, String)]) -> String {
     for (k, v) in rows {
         let _ = writeln!(m, "| {k} | {v} |");
     }
+    if !c.idle.is_empty() {
+        let _ = writeln!(
+            m,
+            "\nNot exercised by the workload (no event while it runs, so a fault there cannot \
+             fire; none drawn): {}.",
+            c.idle.join(", ")
+        );
+    }
     let _ = writeln!(m, "\n## Survival per fault kind\n");
     let _ = writeln!(
         m,
@@ -261,11 +270,24 @@ pub fn markdown(c: &Campaign, meta: &[(String, String)]) -> String {
             vram,
             corrupted_buffers(c, comp),
             if sources.is_empty() {
-                "no PD (none implements `Handler::usage` yet, so leaks are not measured)".to_owned()
+                "none (no session had a usage report both before its first fault and after its \
+                 end, so leaks are not measured)"
+                    .to_owned()
             } else {
                 sources.join(", ")
             }
         );
+        for s in c.sessions.iter().filter(|s| s.composition == comp) {
+            let pages = s.leaked_dma_pages + s.leaked_vram_pages;
+            if pages > 0 {
+                let runs: Vec<String> = s.runs.iter().map(ToString::to_string).collect();
+                let _ = writeln!(
+                    m,
+                    "  - {pages} pages after the session of runs {}",
+                    runs.join(", ")
+                );
+            }
+        }
     }
     let _ = writeln!(m, "\n## Why runs failed\n");
     for comp in [Composition::Isolated, Composition::Monolithic] {

@@ -31,6 +31,8 @@ pub struct Config {
     pub per_session: usize,
     /// Only these kinds (all when empty).
     pub kinds: Vec<Kind>,
+    /// Keep every session's log here (`<composition>-<first run>.log`).
+    pub logs: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -40,10 +42,11 @@ impl Default for Config {
             seed: 1,
             jobs: 2,
             warmup_ns: 300_000_000,
-            window_ns: 150_000_000,
-            watchdog_ns: 250_000_000,
+            window_ns: 300_000_000,
+            watchdog_ns: 1_000_000_000,
             per_session: 16,
             kinds: Vec::new(),
+            logs: None,
         }
     }
 }
@@ -103,11 +106,13 @@ impl Rng {
     }
 }
 
-/// `n` runs drawn from `seed`, over the catalogue's targets of `kinds` (all when empty).
-pub fn draw(seed: u64, n: usize, kinds: &[Kind]) -> Vec<Run> {
+/// `n` runs drawn from `seed`, over the catalogue's targets of `kinds` (all when empty) whose
+/// injecting PD is in `active` (handles events while the workload runs; all when empty).
+pub fn draw(seed: u64, n: usize, kinds: &[Kind], active: &[String]) -> Vec<Run> {
     let targets: Vec<Target> = catalogue::targets()
         .into_iter()
         .filter(|t| kinds.is_empty() || kinds.contains(&t.kind))
+        .filter(|t| active.is_empty() || active.iter().any(|a| a == t.inject_in))
         .collect();
     let mut rng = Rng::new(seed);
     (0..n)
@@ -179,9 +184,10 @@ impl Session {
             config.warmup_ns.saturating_sub(BASELINE_BEFORE_NS)
         );
         for s in &self.slots {
+            // The fault may fire only inside its window: a late one would be blamed on the next.
             p.push_str(&format!(
-                ";{}@{}ns#{}:{}",
-                s.run.target.inject_in, s.at_ns, s.run.nth, s.run.action
+                ";{}@{}ns+{}ns#{}:{}",
+                s.run.target.inject_in, s.at_ns, s.window_ns, s.run.nth, s.run.action
             ));
         }
         p.push_str(&format!(";*@{}ns:report", self.end_ns + FINAL_AFTER_NS));
@@ -224,22 +230,27 @@ mod tests {
 
     #[test]
     fn draws_are_seeded_and_cover_the_catalogue() {
-        let a = draw(7, 500, &[]);
-        assert_eq!(a, draw(7, 500, &[]));
-        assert_ne!(a, draw(8, 500, &[]));
+        let a = draw(7, 500, &[], &[]);
+        assert_eq!(a, draw(7, 500, &[], &[]));
+        assert_ne!(a, draw(8, 500, &[], &[]));
         for t in catalogue::targets() {
             assert!(a.iter().any(|r| r.target == t), "{t:?} never drawn");
         }
         assert!(a.iter().all(|r| (1..=4).contains(&r.nth)));
-        let only = draw(7, 50, &[Kind::Panic]);
+        let busy = draw(7, 100, &[], &["drm".to_owned()]);
+        assert!(busy.iter().all(|r| r.target.inject_in == "drm"));
+        let only = draw(7, 50, &[Kind::Panic], &[]);
         assert!(only.iter().all(|r| r.target.kind == Kind::Panic));
-        assert!(draw(7, 50, &[]).iter().enumerate().all(|(i, r)| r.id == i));
+        assert!(draw(7, 50, &[], &[])
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.id == i));
     }
 
     #[test]
     fn monolithic_sessions_end_at_their_first_kill_and_isolated_ones_respect_the_budget() {
         let config = Config::default();
-        let runs = draw(3, 300, &[]);
+        let runs = draw(3, 300, &[], &[]);
         for comp in [Composition::Isolated, Composition::Monolithic] {
             let sessions = pack(&runs, comp, &config);
             let flat: Vec<usize> = sessions
@@ -275,7 +286,7 @@ mod tests {
     #[test]
     fn plans_put_one_fault_per_window_and_reports_around_them() {
         let config = Config::default();
-        let runs = draw(1, 3, &[Kind::Hang, Kind::Panic]);
+        let runs = draw(1, 3, &[Kind::Hang, Kind::Panic], &[]);
         let s = &pack(&runs, Composition::Isolated, &config)[0];
         let plan = s.plan(&config);
         let p = pd_core::faults::Plan::new(&plan);

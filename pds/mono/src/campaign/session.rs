@@ -7,12 +7,13 @@
 //! order they were written, which is the order the campaign relies on to attribute a PD's death
 //! to the fault before it.
 
-use super::schedule::{Config, Session};
+use super::schedule::Config;
 use super::Binaries;
 use pd_core::faults::PLAN_ENV;
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Which composition.
@@ -43,6 +44,9 @@ pub enum Exit {
     Signal(i32),
     /// It outlived its deadline and the campaign killed it.
     Overdue,
+    /// The campaign stopped it early: a run had failed, so the rest of the session could only be
+    /// blamed for its damage.
+    Stopped,
 }
 
 /// What a session printed and how it ended.
@@ -59,21 +63,39 @@ pub struct Output {
 /// The slack after a session's end before the campaign gives up on it.
 const GRACE: Duration = Duration::from_secs(10);
 
-/// Run `session` in `comp`.
+/// Ask the process to stop (the hosted runtime then stops its PDs and cleans up), and kill it if
+/// it has not after a second.
+fn stop(child: &mut Child) {
+    hosted::sys::process::kill(child.id(), libc::SIGTERM);
+    let asked = Instant::now();
+    while asked.elapsed() < Duration::from_secs(1) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Run `comp` with `plan`, whose workload ends `end_ns` after the start; `stop_early` sees the
+/// log so far whenever it grew, and ends the session when it says so.
 ///
 /// # Errors
 /// When the binary cannot be started.
 pub fn run(
     bins: &Binaries,
     comp: Composition,
-    session: &Session,
+    plan: &str,
+    end_ns: u64,
     config: &Config,
+    stop_early: &dyn Fn(&[String]) -> bool,
 ) -> io::Result<Output> {
     let (exe, mut args) = match comp {
         Composition::Isolated => (&bins.isolated, Vec::new()),
         Composition::Monolithic => (&bins.mono, vec!["--campaign".to_owned()]),
     };
-    let budget = Duration::from_nanos(session.end_ns) + Duration::from_secs(5);
+    let budget = Duration::from_nanos(end_ns) + Duration::from_secs(5);
     args.extend([
         "--watchdog".to_owned(),
         format!("{}us", config.watchdog_ns / 1_000),
@@ -84,21 +106,26 @@ pub fn run(
     let start = Instant::now();
     let mut child = Command::new(exe)
         .args(&args)
-        .env(PLAN_ENV, session.plan(config))
+        .env(PLAN_ENV, plan)
         .env("HOSTED_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
     let stderr = child.stderr.take().ok_or(io::ErrorKind::BrokenPipe)?;
+    let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<String>>()
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
     });
     let deadline = budget + GRACE;
+    let mut lines = Vec::new();
     let exit = loop {
+        let before = lines.len();
+        lines.extend(rx.try_iter());
         if let Some(status) = child.try_wait()? {
             break match (status.code(), status.signal()) {
                 (Some(c), _) => Exit::Code(c),
@@ -106,15 +133,19 @@ pub fn run(
                 (None, None) => Exit::Code(-1),
             };
         }
+        if lines.len() > before && stop_early(&lines) {
+            stop(&mut child);
+            break Exit::Stopped;
+        }
         if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child);
             break Exit::Overdue;
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     let wall = start.elapsed();
-    let lines = reader.join().unwrap_or_default();
+    let _ = reader.join();
+    lines.extend(rx.try_iter());
     Ok(Output { lines, exit, wall })
 }
 
@@ -131,8 +162,9 @@ pub struct WindowLine {
     pub wrong: u64,
     /// Canary changes.
     pub corrupt: u64,
-    /// Outage length.
-    pub outage_us: u64,
+    /// When service came back after the window's last failure (µs after the epoch; 0: no
+    /// failure, or it did not come back).
+    pub recovered_at_us: u64,
     /// The exchange before the window was served.
     pub healthy_before: bool,
     /// The window's last exchange was served.
@@ -252,7 +284,7 @@ pub fn parse(line: &str) -> Option<Event> {
                     errors: field(&words, "errors")?,
                     wrong: field(&words, "wrong")?,
                     corrupt: field(&words, "corrupt")?,
-                    outage_us: field(&words, "outage-us")?,
+                    recovered_at_us: field(&words, "recovered-at-us")?,
                     healthy_before: field(&words, "healthy-before")? == 1,
                     ok_at_end: field(&words, "ok-at-end")? == 1,
                 },
@@ -315,7 +347,7 @@ mod tests {
             parse("mono: warning: gpu: fault injected: wild-write=0x10 at +401806us (entry 3)"),
             Some(injected)
         );
-        let w = parse("mono: client1: window 2 ok 47 errors 3 wrong 1 corrupt 0 outage-us 99480 healthy-before 1 ok-at-end 0").unwrap();
+        let w = parse("mono: client1: window 2 ok 47 errors 3 wrong 1 corrupt 0 recovered-at-us 99480 healthy-before 1 ok-at-end 0").unwrap();
         assert_eq!(
             w,
             Event::Window {
@@ -326,7 +358,7 @@ mod tests {
                     errors: 3,
                     wrong: 1,
                     corrupt: 0,
-                    outage_us: 99480,
+                    recovered_at_us: 99480,
                     healthy_before: true,
                     ok_at_end: false
                 }
