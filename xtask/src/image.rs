@@ -176,8 +176,8 @@ impl Prerequisites {
             .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
             .ok_or_else(|| {
                 format!(
-                    "no Rust toolchain {} is installed for images/sel4 (a nightly with rust-src; \
-                     or set SEL4_TOOLCHAIN to a rustup toolchain with rust-src)",
+                    "the Rust toolchain {} is not installed (images/sel4 needs a nightly with \
+                     rust-src; or set SEL4_TOOLCHAIN to a rustup toolchain with rust-src)",
                     prereq.toolchain_name()
                 )
             })?;
@@ -191,9 +191,13 @@ impl Prerequisites {
     }
 
     fn toolchain_name(&self) -> String {
-        self.toolchain
-            .clone()
-            .unwrap_or_else(|| "pinned in images/sel4/rust-toolchain.toml".into())
+        match &self.toolchain {
+            Some(t) => t.clone(),
+            None => format!(
+                "{} (pinned in images/sel4/rust-toolchain.toml)",
+                pinned_channel()
+            ),
+        }
     }
 
     /// `program [+toolchain]` run from `images/sel4`, with the environment of the outer cargo
@@ -221,6 +225,18 @@ impl Prerequisites {
         }
         cmd
     }
+}
+
+/// The channel `images/sel4/rust-toolchain.toml` pins (`?` if it cannot be read).
+fn pinned_channel() -> String {
+    let file =
+        std::fs::read_to_string(sel4_workspace().join("rust-toolchain.toml")).unwrap_or_default();
+    file.lines()
+        .filter_map(|l| l.trim().strip_prefix("channel"))
+        .filter_map(|rest| rest.split('"').nth(1))
+        .next()
+        .unwrap_or("?")
+        .to_string()
 }
 
 /// `images/sel4`.
@@ -483,6 +499,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_pinned_channel_is_read_from_rust_toolchain_toml() {
+        assert!(
+            pinned_channel().starts_with("nightly-"),
+            "{}",
+            pinned_channel()
+        );
     }
 
     #[test]

@@ -153,6 +153,15 @@ fn run_checked(args: &[&str], is_qemu: bool) -> ExitCode {
         Ok(o) => o,
         Err(e) => return super::usage_error(&e),
     };
+    if opts.config == "release" {
+        // seL4's release configuration has no debug console, so the PDs' log goes nowhere.
+        eprintln!(
+            "xtask {name}: a release kernel prints nothing (no debug console), so there is no \
+             demo to follow; build it with `cargo xtask image --config release` and use \
+             --config debug to watch the demo"
+        );
+        return ExitCode::FAILURE;
+    }
     let prereq = match Prerequisites::find(&opts) {
         Ok(p) => p,
         Err(reason) if !is_qemu => {
