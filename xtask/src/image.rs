@@ -13,7 +13,6 @@
 
 mod boot;
 mod elf;
-mod firmware;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -324,24 +323,29 @@ pub fn build(opts: &Options, prereq: &Prerequisites) -> Result<PathBuf, String> 
         println!("image: {pd} will fault on its PPC #{call} (--fault none to build without)");
     }
 
+    // gsp_fw: NVIDIA's firmware when `.ci/fetch-firmware` got it, padded to the whole region
+    // (Microkit 2.3.0's tool panics on a prefill that ends a page or more before its region);
+    // otherwise empty, and the GSP model writes its synthetic image into it at boot.
     let region = system
         .regions
         .iter_mut()
-        .find(|r| r.name == firmware::REGION)
+        .find(|r| r.name == "gsp_fw")
         .ok_or("system.xml has no gsp_fw region")?;
+    let pack_file = "gsp_fw.pack";
     let pack = if opts.firmware {
-        firmware::pack(&root, &images, region.size)?
+        let size = usize::try_from(region.size).map_err(|e| e.to_string())?;
+        super::firmware::pack(&root, &images.join(pack_file), Some(size))?
     } else {
         None
     };
     match pack {
-        Some((pack, what)) => {
-            println!("image: gsp_fw prefilled with NVIDIA's {what}");
-            region.prefill_path = pack.file_name().map(|n| n.to_string_lossy().into_owned());
+        Some(what) => {
+            println!("image: gsp_fw prefilled with {what}");
+            region.prefill_path = Some(pack_file.to_string());
         }
         None => println!(
-            "image: no NVIDIA GSP firmware fetched (.ci/fetch-firmware): the GSP model writes \
-             its synthetic image into gsp_fw at boot"
+            "image: gsp_fw starts empty (no NVIDIA firmware fetched by .ci/fetch-firmware, or \
+             --no-firmware): the GSP model writes its synthetic image into it at boot"
         ),
     }
 
