@@ -399,17 +399,13 @@ pub fn svg(c: &Campaign) -> String {
         .into_iter()
         .filter(|&k| c.results.iter().any(|r| r.run.target.kind == k))
         .collect();
-    let pds: Vec<&str> = {
-        let mut v: Vec<&str> = catalogue::targets().iter().map(|t| t.pd).collect();
-        v.dedup();
-        let mut seen = Vec::new();
-        for p in v {
-            if !seen.contains(&p) {
-                seen.push(p);
-            }
+    // The faulted PDs that ran, in catalogue order.
+    let mut pds: Vec<&str> = Vec::new();
+    for t in catalogue::targets() {
+        if !pds.contains(&t.pd) && c.results.iter().any(|r| r.run.target.pd == t.pd) {
+            pds.push(t.pd);
         }
-        seen
-    };
+    }
     let row_h = 26.0;
     let top = 60.0;
     let panel_h = top + row_h * kinds.len().max(1) as f64 + 40.0;
@@ -433,10 +429,11 @@ pub fn svg(c: &Campaign) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<rect x="{x0}" y="40" width="10" height="10" fill="{ISO}"/><text x="{}" y="49">isolated</text><rect x="{}" y="40" width="10" height="10" fill="{MONO}"/><text x="{}" y="49">monolithic</text>"#,
-        x0 + 14.0,
-        x0 + 80.0,
-        x0 + 94.0
+        r#"<rect x="{}" y="40" width="10" height="10" fill="{ISO}"/><text x="{}" y="49">isolated</text><rect x="{}" y="40" width="10" height="10" fill="{MONO}"/><text x="{}" y="49">monolithic</text>"#,
+        x0 + 200.0,
+        x0 + 214.0,
+        x0 + 280.0,
+        x0 + 294.0
     );
     for (i, kind) in kinds.iter().enumerate() {
         let y = top + row_h * i as f64;
@@ -463,15 +460,15 @@ pub fn svg(c: &Campaign) -> String {
             );
         }
     }
-    // Panel 2: recovery distribution (isolated), log scale 0.1 ms .. 1000 ms.
+    // Panel 2: recovery distribution (isolated), log scale 0.1 ms .. 10 s.
     let (rx0, rw) = (620.0, 520.0);
     let _ = writeln!(
         s,
         r#"<text x="{rx0}" y="45" font-weight="bold">Isolated recovery time (client-visible outage), ms, log scale</text>"#
     );
-    let xlog = |v: f64| rx0 + rw * ((v.max(0.1).log10() + 1.0) / 4.0).clamp(0.0, 1.0);
+    let xlog = |v: f64| rx0 + rw * ((v.max(0.1).log10() + 1.0) / 5.0).clamp(0.0, 1.0);
     let axis_y = top + row_h * kinds.len() as f64 + 5.0;
-    for tick in [0.1, 1.0, 10.0, 100.0, 1000.0] {
+    for tick in [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0] {
         let x = xlog(tick);
         let _ = writeln!(
             s,
@@ -493,9 +490,15 @@ pub fn svg(c: &Campaign) -> String {
             );
             continue;
         };
+        // The label goes right of the whiskers, or left of them near the axis's end.
+        let (label_x, anchor) = if xlog(hi) > rx0 + rw - 130.0 {
+            (xlog(lo) - 4.0, "end")
+        } else {
+            (xlog(hi) + 4.0, "start")
+        };
         let _ = writeln!(
             s,
-            r#"<line x1="{:.1}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{ISO}"/><rect x="{:.1}" y="{:.1}" width="{:.1}" height="12" fill="{ISO}" fill-opacity="0.35" stroke="{ISO}"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black" stroke-width="2"/><text x="{:.1}" y="{:.1}" font-size="10">median {med:.1}, n={}</text>"#,
+            r#"<line x1="{:.1}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{ISO}"/><rect x="{:.1}" y="{:.1}" width="{:.1}" height="12" fill="{ISO}" fill-opacity="0.35" stroke="{ISO}"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black" stroke-width="2"/><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="{}">median {med:.1}, n={}</text>"#,
             xlog(lo),
             xlog(hi),
             xlog(p25),
@@ -505,8 +508,9 @@ pub fn svg(c: &Campaign) -> String {
             y - 6.0,
             xlog(med),
             y + 6.0,
-            xlog(hi) + 4.0,
+            label_x,
             y + 4.0,
+            anchor,
             t.recoveries.len()
         );
     }
