@@ -12,8 +12,11 @@
 //! - restarts a faulted child on the parent's request (Microkit's `microkit_pd_restart`) at a
 //!   *warm* entry point, which rebuilds the PD with its `init` and answers a caller left waiting by
 //!   the fault with [`PEER_FAULTED_LABEL`] (its `ppcall` returns `IpcError::PeerFaulted`);
-//! - logs through `log` to the kernel's debug console, every line prefixed with the PD's name.
+//! - logs through `log` to the kernel's debug console, every line prefixed with the PD's name;
+//! - hands out the physical addresses `system.xml`'s `setvar region_paddr` gave the PD
+//!   (`Kernel::region_paddr`), and can fault a PD on its Nth PPC for the demo (`fault`).
 //!
+//! Not provided: `Kernel::set_timeout` (no timer driver in the image; callers act at once).
 //! Protocol: Microkit 2.3.0's (channel ids are badges; PPC message registers are copied; a
 //! fault of a child arrives at its parent as a fault message). Trust: the glue trusts the
 //! Microkit tool's patched symbols and the kernel; everything a peer sends is passed to the
