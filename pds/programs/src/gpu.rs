@@ -235,7 +235,9 @@ impl GpuPd {
                 generation: self.generation,
                 device,
                 classes,
-                dma_base: regions::GPU_DMA.fake_paddr,
+                // Where the page tables gpu-server writes into gpu_dma sit for the device: on
+                // seL4 the real base (setvar), in hosted mode the fake one.
+                dma_base: crate::phys::paddr(&*k, crate::sys::gpu::paddrs::GPU_DMA_PADDR).0,
                 clients: CLIENT_MAPS,
             };
             let general = Window::new(0, rw(vram))?;
