@@ -150,94 +150,76 @@ fn describe(exit: Exit) -> String {
 /// A session's judgements and totals.
 type Judged = (Vec<(Run, Judgement)>, SessionSummary);
 
-/// Judge every run of `session` from `out`.
-fn judge(
-    session: &Session,
-    comp: Composition,
-    out: &Output,
-) -> (Vec<(Run, Judgement)>, SessionSummary) {
-    let events: Vec<Event> = out.lines.iter().filter_map(|l| session::parse(l)).collect();
-    let clients = clients();
-    let fatal = events.iter().find_map(|e| match e {
-        Event::Fatal(why) => Some(why.clone()),
-        _ => None,
-    });
-    let ended = match (fatal, out.exit) {
-        (Some(why), Exit::Code(_) | Exit::Overdue) => why,
-        (Some(why), exit) => format!("{}: {why}", describe(exit)),
-        (None, exit) => describe(exit),
-    };
-    // Where each slot's fault fired, by position in the log.
-    let fired: Vec<Option<usize>> = session
-        .slots
-        .iter()
-        .enumerate()
-        .map(|(i, slot)| {
-            let from = slot.at_ns / 1_000;
-            let to = session.slots.get(i + 1).map_or(u64::MAX, |n| n.at_ns / 1_000);
-            let action = slot.run.action.to_string();
-            events.iter().position(|e| {
-                matches!(e, Event::Injected { pd, action: a, at_us }
-                    if pd == slot.run.target.inject_in && *a == action && (from..to).contains(at_us))
+/// A session's log, read once.
+struct Log {
+    events: Vec<Event>,
+    /// How the session ended, in words.
+    ended: String,
+    exit: Exit,
+    /// Per slot: where its fault fired, by position in `events`.
+    fired: Vec<Option<usize>>,
+}
+
+impl Log {
+    fn new(session: &Session, out: &Output) -> Self {
+        let events: Vec<Event> = out.lines.iter().filter_map(|l| session::parse(l)).collect();
+        let fatal = events.iter().find_map(|e| match e {
+            Event::Fatal(why) => Some(why.clone()),
+            _ => None,
+        });
+        let ended = match (fatal, out.exit) {
+            (Some(why), Exit::Code(_) | Exit::Overdue) => why,
+            (Some(why), exit) => format!("{}: {why}", describe(exit)),
+            (None, exit) => describe(exit),
+        };
+        // A slot's fault: its PD and action, inside its window.
+        let fired = session
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                let from = slot.at_ns / 1_000;
+                let to = session.slots.get(i + 1).map_or(u64::MAX, |n| n.at_ns / 1_000);
+                let action = slot.run.action.to_string();
+                events.iter().position(|e| {
+                    matches!(e, Event::Injected { pd, action: a, at_us }
+                        if pd == slot.run.target.inject_in && *a == action && (from..to).contains(at_us))
+                })
             })
-        })
-        .collect();
-    let window = |client: &str, index: usize| {
-        events.iter().find_map(|e| match e {
+            .collect();
+        Self {
+            events,
+            ended,
+            exit: out.exit,
+            fired,
+        }
+    }
+
+    /// `client`'s line for window `index`.
+    fn window(&self, client: &str, index: usize) -> Option<WindowLine> {
+        self.events.iter().find_map(|e| match e {
             Event::Window { client: c, line } if c == client && line.index == index => Some(*line),
             _ => None,
         })
-    };
-    let mut judged = Vec::new();
-    let mut failed_before: Option<usize> = None;
-    for (i, slot) in session.slots.iter().enumerate() {
-        let run = slot.run;
-        if let Some(earlier) = failed_before {
-            judged.push((
-                run,
-                Judgement::Spoiled(format!("run {earlier} failed before it")),
-            ));
-            continue;
-        }
-        let lines: Vec<(&str, Option<WindowLine>)> =
-            clients.iter().map(|&c| (c, window(c, i + 1))).collect();
-        let stopped_before = out.exit == Exit::Stopped && lines.iter().any(|(_, w)| w.is_none());
-        let Some(at) = fired.get(i).copied().flatten() else {
-            if stopped_before {
-                judged.push((
-                    run,
-                    Judgement::Spoiled("the session was stopped first".into()),
-                ));
-                continue;
-            }
-            let why = if lines.iter().all(|(_, w)| w.is_some()) {
-                format!(
-                    "did not fire: {} handled no event in its window",
-                    run.target.inject_in
-                )
-            } else {
-                format!("not reached: {ended} before its window")
-            };
-            judged.push((run, Judgement::Retry(why)));
-            continue;
-        };
-        let fired_us = match events.get(at) {
-            Some(Event::Injected { at_us, .. }) => *at_us,
-            _ => 0,
-        };
-        // Deaths from the fault to the next fault, or to the window's close (every client's
-        // line for it) if that comes first (the next fault may not be in the log yet).
-        let closed = events
+    }
+
+    /// The PDs that died between slot `i`'s fault (at `at`) and the next fault, or the window's
+    /// close (every client's line for it) if that comes first (the next fault may not be in the
+    /// log yet).
+    fn deaths(&self, i: usize, at: usize, all_closed: bool) -> Vec<String> {
+        let closed = self
+            .events
             .iter()
             .rposition(|e| matches!(e, Event::Window { line, .. } if line.index == i + 1))
-            .filter(|_| lines.iter().all(|(_, w)| w.is_some()));
-        let next_fault = fired.iter().skip(i + 1).flatten().next().copied();
+            .filter(|_| all_closed);
+        let next_fault = self.fired.iter().skip(i + 1).flatten().next().copied();
         let next = match (next_fault, closed) {
             (Some(f), Some(c)) => f.min(c),
             (Some(p), None) | (None, Some(p)) => p,
-            (None, None) => events.len(),
+            (None, None) => self.events.len(),
         };
-        let deaths: Vec<String> = events
+        let mut died: Vec<String> = self
+            .events
             .get(at..next)
             .unwrap_or_default()
             .iter()
@@ -246,133 +228,168 @@ fn judge(
                 _ => None,
             })
             .collect();
-        let expected = run.target.kind.kills_the_pd().then_some(run.target.pd);
-        let mut also: Vec<String> = deaths
-            .into_iter()
-            .filter(|d| Some(d.as_str()) != expected)
-            .collect();
-        also.sort();
-        also.dedup();
-        let mut problems = Vec::new();
-        if stopped_before {
-            // The campaign stopped the session (a run failed) before this window closed.
-            judged.push((
-                run,
-                Judgement::Spoiled("the session was stopped first".into()),
-            ));
-            continue;
-        }
-        let served = served_by(run.target.pd);
-        let (mut visible, mut recovery, mut corrupt, mut wrong) = (false, 0u64, 0u64, 0u64);
-        for &(client, w) in &lines {
-            let Some(w) = w else {
-                problems.push(format!("{client} stopped: {ended}"));
-                continue;
-            };
-            if !w.healthy_before {
-                judged.push((
-                    run,
-                    Judgement::Retry(format!("spoiled: {client} was failing before the fault")),
-                ));
-                problems.clear();
-                break;
-            }
-            (corrupt, wrong) = (corrupt + w.corrupt, wrong + w.wrong);
-            if w.corrupt > 0 {
-                problems.push(format!("{client}'s buffer changed"));
-            }
-            if w.wrong > 0 {
-                problems.push(format!("{client}'s job copied wrong bytes"));
-            }
-            if w.errors + w.wrong > 0 {
-                visible = true;
-                recovery = recovery.max(w.recovered_at_us.saturating_sub(fired_us));
-                if !served.contains(&client) {
-                    problems.push(format!(
-                        "{client}, not served by {}, saw errors",
-                        run.target.pd
-                    ));
-                }
-            }
-            if !w.ok_at_end {
-                problems.push(format!(
-                    "{client} not served again within {} ms",
-                    slot.window_ns / 1_000_000
-                ));
-            }
-        }
-        if judged
-            .last()
-            .is_some_and(|(r, j)| r.id == run.id && matches!(j, Judgement::Retry(_)))
-        {
-            continue;
-        }
-        if !also.is_empty() {
-            problems.push(format!("also died: {}", also.join(", ")));
-        }
-        let all_back = lines.iter().all(|(_, w)| w.is_some_and(|w| w.ok_at_end));
-        let verdict = if problems.is_empty() {
-            Verdict::Survived
-        } else {
-            failed_before = Some(run.id);
-            Verdict::Failed(problems.join("; "))
-        };
-        judged.push((
-            run,
-            Judgement::Judged(RunResult {
-                run,
-                composition: comp,
-                verdict,
-                visible,
-                recovery_us: (visible && all_back).then_some(recovery),
-                corrupt,
-                wrong,
-                also_faulted: also,
-            }),
-        ));
+        died.sort();
+        died.dedup();
+        died
     }
-    // Usage as the plan's `report` entries asked for it (a PD may log usage at other times
-    // too): before the first fault, and after the end.
-    let first_us = session.slots.first().map_or(u64::MAX, |s| s.at_ns / 1_000);
-    let end_us = session.end_ns / 1_000;
-    let mut asked: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut before: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let mut after: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for e in &events {
-        match e {
-            Event::Injected { pd, action, at_us } if action == "report" => {
-                asked.insert(pd.as_str(), *at_us);
-            }
-            Event::Usage {
-                pd,
-                dma_pages,
-                vram_pages,
-            } => match asked.remove(pd.as_str()) {
-                Some(at) if at < first_us => {
-                    before.insert(pd.as_str(), (*dma_pages, *vram_pages));
+
+    /// Usage as the plan's `report` entries asked for it (a PD may log usage at other times too),
+    /// before the first fault and after the end: (leaked DMA pages, leaked VRAM pages, the PDs
+    /// that reported both and did not restart in between: a restarted PD counts from zero).
+    fn leaks(&self, session: &Session) -> (u64, u64, Vec<String>) {
+        let first_us = session.slots.first().map_or(u64::MAX, |s| s.at_ns / 1_000);
+        let end_us = session.end_ns / 1_000;
+        let mut asked: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut before: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut after: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for e in &self.events {
+            match e {
+                Event::Injected { pd, action, at_us } if action == "report" => {
+                    asked.insert(pd.as_str(), *at_us);
                 }
-                Some(at) if at >= end_us => {
-                    after.insert(pd.as_str(), (*dma_pages, *vram_pages));
-                }
+                Event::Usage {
+                    pd,
+                    dma_pages,
+                    vram_pages,
+                } => match asked.remove(pd.as_str()) {
+                    Some(at) if at < first_us => {
+                        before.insert(pd.as_str(), (*dma_pages, *vram_pages));
+                    }
+                    Some(at) if at >= end_us => {
+                        after.insert(pd.as_str(), (*dma_pages, *vram_pages));
+                    }
+                    _ => {}
+                },
                 _ => {}
-            },
-            _ => {}
+            }
         }
+        let restarted = |pd: &str| {
+            self.events
+                .iter()
+                .any(|e| matches!(e, Event::Faulted { pd: p, .. } if p == pd))
+        };
+        let (mut dma, mut vram, mut sources) = (0, 0, Vec::new());
+        for (pd, (d0, v0)) in &before {
+            if let Some((d1, v1)) = after.get(pd).filter(|_| !restarted(pd)) {
+                dma += d1.saturating_sub(*d0);
+                vram += v1.saturating_sub(*v0);
+                sources.push((*pd).to_owned());
+            }
+        }
+        (dma, vram, sources)
     }
-    // A PD that restarted counts from zero again: its before and after do not compare.
-    let restarted = |pd: &str| {
-        events
-            .iter()
-            .any(|e| matches!(e, Event::Faulted { pd: p, .. } if p == pd))
+}
+
+/// Judge slot `i` of `session`.
+fn judge_run(log: &Log, session: &Session, i: usize, comp: Composition) -> Judgement {
+    let Some(slot) = session.slots.get(i) else {
+        return Judgement::Retry("no such run".into());
     };
-    let (mut dma, mut vram, mut sources) = (0, 0, Vec::new());
-    for (pd, (d0, v0)) in &before {
-        if let Some((d1, v1)) = after.get(pd).filter(|_| !restarted(pd)) {
-            dma += d1.saturating_sub(*d0);
-            vram += v1.saturating_sub(*v0);
-            sources.push((*pd).to_owned());
+    let run = slot.run;
+    let lines: Vec<(&str, Option<WindowLine>)> = clients()
+        .into_iter()
+        .map(|c| (c, log.window(c, i + 1)))
+        .collect();
+    let all_closed = lines.iter().all(|(_, w)| w.is_some());
+    if log.exit == Exit::Stopped && !all_closed {
+        // The campaign stopped the session (a run failed) before this window closed.
+        return Judgement::Spoiled("the session was stopped first".into());
+    }
+    let Some(at) = log.fired.get(i).copied().flatten() else {
+        return Judgement::Retry(if all_closed {
+            format!(
+                "did not fire: {} handled no event in its window",
+                run.target.inject_in
+            )
+        } else {
+            format!("not reached: {} before its window", log.ended)
+        });
+    };
+    if let Some((client, _)) = lines
+        .iter()
+        .find(|(_, w)| w.is_some_and(|w| !w.healthy_before))
+    {
+        return Judgement::Retry(format!("spoiled: {client} was failing before the fault"));
+    }
+    let fired_us = match log.events.get(at) {
+        Some(Event::Injected { at_us, .. }) => *at_us,
+        _ => 0,
+    };
+    let expected = run.target.kind.kills_the_pd().then_some(run.target.pd);
+    let also: Vec<String> = log
+        .deaths(i, at, all_closed)
+        .into_iter()
+        .filter(|d| Some(d.as_str()) != expected)
+        .collect();
+    let served = served_by(run.target.pd);
+    let mut problems = Vec::new();
+    let (mut visible, mut recovery, mut corrupt, mut wrong) = (false, 0u64, 0u64, 0u64);
+    for &(client, w) in &lines {
+        let Some(w) = w else {
+            problems.push(format!("{client} stopped: {}", log.ended));
+            continue;
+        };
+        (corrupt, wrong) = (corrupt + w.corrupt, wrong + w.wrong);
+        if w.corrupt > 0 {
+            problems.push(format!("{client}'s buffer changed"));
+        }
+        if w.wrong > 0 {
+            problems.push(format!("{client}'s job copied wrong bytes"));
+        }
+        if w.errors + w.wrong > 0 {
+            visible = true;
+            recovery = recovery.max(w.recovered_at_us.saturating_sub(fired_us));
+            if !served.contains(&client) {
+                problems.push(format!(
+                    "{client}, not served by {}, saw errors",
+                    run.target.pd
+                ));
+            }
+        }
+        if !w.ok_at_end {
+            problems.push(format!(
+                "{client} not served again within {} ms",
+                slot.window_ns / 1_000_000
+            ));
         }
     }
+    if !also.is_empty() {
+        problems.push(format!("also died: {}", also.join(", ")));
+    }
+    let all_back = lines.iter().all(|(_, w)| w.is_some_and(|w| w.ok_at_end));
+    let verdict = if problems.is_empty() {
+        Verdict::Survived
+    } else {
+        Verdict::Failed(problems.join("; "))
+    };
+    Judgement::Judged(RunResult {
+        run,
+        composition: comp,
+        verdict,
+        visible,
+        recovery_us: (visible && all_back).then_some(recovery),
+        corrupt,
+        wrong,
+        also_faulted: also,
+    })
+}
+
+/// Judge every run of `session` from `out`: in order, until one fails (the rest are spoiled).
+fn judge(session: &Session, comp: Composition, out: &Output) -> Judged {
+    let log = Log::new(session, out);
+    let mut judged = Vec::new();
+    let mut failed: Option<usize> = None;
+    for (i, slot) in session.slots.iter().enumerate() {
+        let j = match failed {
+            Some(earlier) => Judgement::Spoiled(format!("run {earlier} failed before it")),
+            None => judge_run(&log, session, i, comp),
+        };
+        if matches!(&j, Judgement::Judged(r) if !r.survived()) {
+            failed = Some(slot.run.id);
+        }
+        judged.push((slot.run, j));
+    }
+    let (dma, vram, sources) = log.leaks(session);
     let summary = SessionSummary {
         composition: comp,
         runs: session.slots.iter().map(|s| s.run.id).collect(),
