@@ -6,10 +6,9 @@
 //! ([`Kernel::report_verdict`]); then the PD idles.
 
 use crate::client_ext::Idle;
-use crate::drm_job::{self, Views};
+use crate::drm_job::{self, JobError, Views};
 use crate::regions::rw;
 use crate::sys::{client0, client1, RegionDecl};
-use drm_api::errno::Errno;
 use drm_api::transport::DrmClient;
 use pd_core::{Channel, Kernel, Verdict};
 
@@ -85,7 +84,7 @@ pub fn workload(k: &mut dyn Kernel, drm: &mut DrmClient, views: &Views) -> Verdi
                 (ok, streak, last_ok) = (ok + 1, 0, k.now_ns());
             }
             Ok(()) => (ok, last_ok) = (ok + 1, k.now_ns()),
-            Err(Errno::EIO) => {
+            Err(JobError::WrongBytes) => {
                 log::error!("{}: a job produced wrong bytes", k.pd_name());
                 return Verdict::Fail;
             }

@@ -322,22 +322,46 @@ fn pattern(seed: u64) -> impl Iterator<Item = u64> {
     })
 }
 
+/// Why a job failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobError {
+    /// An ioctl failed with this errno (`ENODEV` when a driver PD restarted: open again).
+    Ioctl(Errno),
+    /// The destination did not hold the source's bytes after the job's fence signalled: data
+    /// corruption, never an expected outcome.
+    WrongBytes,
+}
+
+impl From<Errno> for JobError {
+    fn from(e: Errno) -> Self {
+        Self::Ioctl(e)
+    }
+}
+
+impl core::fmt::Display for JobError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Ioctl(e) => write!(f, "{e}"),
+            Self::WrongBytes => write!(f, "wrong bytes copied"),
+        }
+    }
+}
+
 /// Run one job in a fresh file; `verbose` logs every step (the first job of a run does).
 ///
 /// # Errors
-/// The errno of the first step that failed (`ENODEV` when a driver PD restarted: open again),
-/// or `EIO` when the copied bytes are wrong.
+/// The errno of the first step that failed, or [`JobError::WrongBytes`].
 pub fn run(
     k: &mut dyn Kernel,
     c: &mut DrmClient,
     v: &Views,
     seed: u64,
     verbose: bool,
-) -> Result<(), Errno> {
+) -> Result<(), JobError> {
     let f = c.open(k)?;
     let r = in_file(k, c, f, v, seed, verbose);
     let closed = c.close(k, f);
-    r.and(closed)
+    r.and(closed.map_err(JobError::Ioctl))
 }
 
 fn in_file(
@@ -347,7 +371,7 @@ fn in_file(
     v: &Views,
     seed: u64,
     verbose: bool,
-) -> Result<(), Errno> {
+) -> Result<(), JobError> {
     let setup = Setup::new(k, c, f, v, COPY_BYTES, verbose)?;
     // The source pattern, written through the client's own mapping of its VRAM window.
     let words = COPY_BYTES as usize / 8;
@@ -365,11 +389,11 @@ fn in_file(
                 k.pd_name(),
                 i * 8
             );
-            return Err(Errno::EIO);
+            return Err(JobError::WrongBytes);
         }
     }
     if verbose {
         log::info!("{}: EXEC (copy engine, {COPY_BYTES} bytes), SYNCOBJ_WAIT: signalled; destination checked", k.pd_name());
     }
-    setup.close(k, c, f)
+    Ok(setup.close(k, c, f)?)
 }

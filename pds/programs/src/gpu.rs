@@ -281,6 +281,16 @@ impl Handler for GpuPd {
         if ch != channels::DRM {
             return MessageInfo::new(GpuError::Invalid as u64, 0);
         }
+        // A gsp restart may be on the status page before its notification reaches us: never serve
+        // a request with RM state from a previous GSP (its fences and channels are gone).
+        if self.srv.is_some() && !self.watch.moved(&self.status).is_empty() {
+            log::info!(
+                "{}: gsp restarted: every RM object is gone; starting over",
+                k.pd_name()
+            );
+            self.srv = None;
+            self.generation = self.generation.wrapping_add(1);
+        }
         let mut mrs = k.mrs().clone();
         let reply = match self.start(k) {
             Err(e) => MessageInfo::new(e as u64, 0),
