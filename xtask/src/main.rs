@@ -108,7 +108,8 @@ fn cargo(args: &[&str], extra: &[&str]) -> ExitCode {
 /// The whole test suite: every crate's unit and integration tests, then the seL4 image test on
 /// every board (each prints SKIPPED where the Microkit SDK or a toolchain with rust-src is absent).
 fn test() -> ExitCode {
-    let unit = cargo(&["test", "--workspace"], &[]);
+    // Every failing test binary is reported, not just the first.
+    let unit = cargo(&["test", "--workspace", "--no-fail-fast"], &[]);
     if unit != ExitCode::SUCCESS {
         return unit;
     }
