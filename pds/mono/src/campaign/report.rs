@@ -127,9 +127,12 @@ pub fn markdown(c: &Campaign, meta: &[(String, String)]) -> String {
          the supervisor restarts a faulted driver) and **monolithic** (every PD in one process, a \
          PPC is a function call). A run *survived* when, within its window, both clients were \
          served again, clients that do not depend on the faulted PD saw no error, no client buffer \
-         changed, and no PD died but the faulted one. *Recovery* is the longest client-visible \
-         outage of a surviving run. Leaks compare what alloc-server and gpu-server hold after a \
-         session with what they held before its first fault.\n"
+         changed, and no PD died but the faulted one. *Recovery* is the time from the injected fault \
+         until every client that saw an error was served again (surviving runs; a hang's includes \
+         the watchdog's deadline). Leaks compare what the PDs that report usage \
+         (`Handler::usage`) hold after a session with what they held before its first fault; \
+         corrupted buffers are client jobs that copied wrong bytes plus canary pages that \
+         changed.\n"
     );
     let _ = writeln!(m, "![survival and recovery per fault kind](survival.svg)\n");
     let _ = writeln!(m, "## Configuration (to reproduce)\n");
@@ -200,7 +203,7 @@ pub fn markdown(c: &Campaign, meta: &[(String, String)]) -> String {
     let _ = writeln!(m, "\n## Survival per fault kind\n");
     let _ = writeln!(
         m,
-        "| kind | isolated survived | monolithic survived | isolated recovery ms (median / p95 / max) | isolated runs visible to clients |\n|---|---|---|---|---|"
+        "| kind | isolated survived | monolithic survived | isolated recovery ms (median / p95 / max) | isolated runs whose clients saw errors |\n|---|---|---|---|---|"
     );
     for kind in Kind::ALL {
         let iso = tally(c, Composition::Isolated, |r| r.run.target.kind == kind);
@@ -464,7 +467,7 @@ pub fn svg(c: &Campaign) -> String {
     let (rx0, rw) = (620.0, 520.0);
     let _ = writeln!(
         s,
-        r#"<text x="{rx0}" y="45" font-weight="bold">Isolated recovery time (client-visible outage), ms, log scale</text>"#
+        r#"<text x="{rx0}" y="45" font-weight="bold">Isolated recovery: fault to service again, ms, log scale</text>"#
     );
     let xlog = |v: f64| rx0 + rw * ((v.max(0.1).log10() + 1.0) / 5.0).clamp(0.0, 1.0);
     let axis_y = top + row_h * kinds.len() as f64 + 5.0;
