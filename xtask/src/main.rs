@@ -108,6 +108,11 @@ fn cargo(args: &[&str], extra: &[&str]) -> ExitCode {
 /// The whole test suite: every crate's unit and integration tests, then the seL4 image test on
 /// every board (each prints SKIPPED where the Microkit SDK or a toolchain with rust-src is absent).
 fn test() -> ExitCode {
+    // The interposer's test preloads the cdylib, which `cargo test` does not produce by itself.
+    let so = cargo(&["build", "-p", "interposer"], &[]);
+    if so != ExitCode::SUCCESS {
+        return so;
+    }
     // Every failing test binary is reported, not just the first.
     let unit = cargo(&["test", "--workspace", "--no-fail-fast"], &[]);
     if unit != ExitCode::SUCCESS {
