@@ -21,12 +21,11 @@
 //! logs `campaign done` and reports its verdict: pass unless a canary changed or nothing was
 //! ever served.
 
-use drm_api::errno::Errno;
 use drm_api::transport::DrmClient;
 use pd_core::faults::{Action, Item, Plan, PLAN_ENV};
 use pd_core::shm::{ReadWrite, Region};
 use pd_core::{Channel, Handler, Kernel, Verdict};
-use pd_programs::drm_job::{self, Views};
+use pd_programs::drm_job::{self, JobError, Views};
 use pd_programs::regions::rw;
 use pd_programs::sys::{client0, client1, RegionDecl};
 
@@ -69,8 +68,8 @@ pub fn exchange(
     match drm_job::run(k, drm, views, *x, verbose) {
         Ok(()) => Exchange::Served,
         // The job's own check: the copied bytes are not the source's.
-        Err(Errno::EIO) => Exchange::Wrong,
-        Err(_) => Exchange::Refused,
+        Err(JobError::WrongBytes) => Exchange::Wrong,
+        Err(JobError::Ioctl(_)) => Exchange::Refused,
     }
 }
 
