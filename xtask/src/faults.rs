@@ -53,3 +53,22 @@ pub fn run(args: &[&str]) -> ExitCode {
     );
     code
 }
+
+/// The campaign's own tests (its feature is off in the workspace build): its unit tests,
+/// pd-core's injection points, and a small campaign against both compositions
+/// (`pds/mono/tests/campaign.rs`: every crash and hang of a driver contained in isolation, and
+/// each of them the end of the monolith). About 30 s.
+pub fn test() -> ExitCode {
+    super::cargo(
+        &[
+            "test",
+            "-p",
+            "mono",
+            "-p",
+            "pd-core",
+            "--features",
+            "mono/fault-injection",
+        ],
+        &[],
+    )
+}

@@ -105,8 +105,9 @@ fn cargo(args: &[&str], extra: &[&str]) -> ExitCode {
     }
 }
 
-/// The whole test suite: every crate's unit and integration tests, then the seL4 image test on
-/// every board (each prints SKIPPED where the Microkit SDK or a toolchain with rust-src is absent).
+/// The whole test suite: every crate's unit and integration tests, the fault campaign's tests, the
+/// libdrm demo, then the seL4 image test on every board (each prints SKIPPED where the Microkit
+/// SDK or a toolchain with rust-src is absent).
 fn test() -> ExitCode {
     // The interposer's test preloads the cdylib, which `cargo test` does not produce by itself.
     let so = cargo(&["build", "-p", "interposer"], &[]);
@@ -117,6 +118,11 @@ fn test() -> ExitCode {
     let unit = cargo(&["test", "--workspace", "--no-fail-fast"], &[]);
     if unit != ExitCode::SUCCESS {
         return unit;
+    }
+    // The fault campaign's tests: their feature is off in the workspace build.
+    let campaign = faults::test();
+    if campaign != ExitCode::SUCCESS {
+        return campaign;
     }
     // Debian's unmodified libdrm_nouveau against the running hosted system, with gpu killed
     // mid-run in its second pass.

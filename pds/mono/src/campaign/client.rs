@@ -16,10 +16,14 @@
 //!
 //! `recovered-at-us` is when (µs after the epoch) the first job after the window's last failure
 //! was served (0: no failure, or none served since), so the campaign can time recovery from the
-//! moment the fault fired, including any time the client spent blocked in a call. After `end` it waits [`SETTLE_NS`], makes one
-//! last job (so every server on the path sees an event after the plan's `report` entries),
-//! logs `campaign done` and reports its verdict: pass unless a canary changed or nothing was
-//! ever served.
+//! moment the fault fired, including any time the client spent blocked in a call.
+//!
+//! Usage reports (the plan's `report` entries) fire in a PD at its first event after their time;
+//! the client starts no job from [`QUIET_BEFORE_NS`] before such a time to [`QUIET_AFTER_NS`] after
+//! it, so the servers report with no job in flight. After `end` it waits [`SETTLE_NS`] (the last
+//! report's time falls inside), makes one last job (so every server on its path sees an event
+//! after that report's time), logs `campaign done` and reports its verdict: pass unless a buffer
+//! changed or nothing was ever served.
 
 use drm_api::transport::DrmClient;
 use pd_core::faults::{Action, Item, Plan, PLAN_ENV};
@@ -31,10 +35,13 @@ use pd_programs::sys::{client0, client1, RegionDecl};
 
 /// One exchange every 2 ms per client.
 pub const STEP_NS: u64 = 2_000_000;
-/// No job starts this close to a usage report (before or after it).
-pub const QUIET_NS: u64 = 10_000_000;
-/// After `end`: quiet time before the last exchange.
-pub const SETTLE_NS: u64 = 20_000_000;
+/// No job starts this long before a usage report's time (a job in flight holds buffers; a slow
+/// build's job takes tens of ms)...
+pub const QUIET_BEFORE_NS: u64 = 100_000_000;
+/// ...or this long after it.
+pub const QUIET_AFTER_NS: u64 = 10_000_000;
+/// After `end`: quiet time before the last job (the final report's time falls inside).
+pub const SETTLE_NS: u64 = 160_000_000;
 /// Without a plan the client runs this long (like the demo client).
 pub const DEFAULT_RUN_NS: u64 = 1_000_000_000;
 /// The canary page's offset in the ioctl buffer (its last page: the exchange uses the first bytes).
@@ -102,7 +109,7 @@ pub struct Client {
     ioctl: Region<ReadWrite>,
     /// Absolute start times of windows 1.. (the distinct fault times), ascending.
     boundaries: Vec<u64>,
-    /// Absolute times of usage reports (no job within [`QUIET_NS`] of them).
+    /// Absolute times of usage reports (no job starts close to them).
     reports: Vec<u64>,
     end_ns: u64,
     /// The plan's epoch (the system's start), or this client's start without a plan.
@@ -380,12 +387,11 @@ impl Handler for Client {
                 return;
             }
             Phase::Running => {
-                let quiet = self
-                    .reports
-                    .iter()
-                    .find(|&&r| now.saturating_add(QUIET_NS) >= r && now < r + QUIET_NS);
+                let quiet = self.reports.iter().find(|&&r| {
+                    now.saturating_add(QUIET_BEFORE_NS) >= r && now < r + QUIET_AFTER_NS
+                });
                 if let Some(&r) = quiet {
-                    let _ = k.set_timeout(r + QUIET_NS);
+                    let _ = k.set_timeout(r + QUIET_AFTER_NS);
                     return;
                 }
                 let outcome = self.job(k);

@@ -151,10 +151,12 @@ pub struct Session {
     pub end_ns: u64,
 }
 
-/// When the baseline usage report fires, before the first fault.
+/// When the baseline usage report fires, before the first fault (the clients are quiet from
+/// `client::QUIET_BEFORE_NS` before it to `client::QUIET_AFTER_NS` after it).
 const BASELINE_BEFORE_NS: u64 = 30_000_000;
-/// When the final usage report fires, after the end (before the clients' last exchange).
-const FINAL_AFTER_NS: u64 = 10_000_000;
+/// When the final usage report fires, after the end: inside the clients' settling time, before
+/// their last job (`client::SETTLE_NS`).
+const FINAL_AFTER_NS: u64 = super::client::SETTLE_NS - 10_000_000;
 
 impl Session {
     fn new(runs: &[Run], config: &Config) -> Self {
