@@ -1,10 +1,11 @@
 //! The campaign client program (`client.elf` in the campaign's tables).
 //!
-//! It runs the demo clients' exchange (see [`exchange`]) every [`STEP_NS`], from
-//! its timer, until the plan's `end`, and judges every exchange: served, refused with a clean
-//! error (the call failed, or a server answered an error), or answered with wrong data. It also
-//! keeps a canary: a page of its ioctl buffer (shared with drm) that it never hands to anyone, so
-//! a correct stack never writes it; a changed checksum is a corrupted buffer.
+//! It runs the demo clients' DRM job (see [`exchange`]: open, query, BOs, VM_BIND, a copy-engine
+//! EXEC, wait, check the copied bytes, close) every [`STEP_NS`], from its timer, until the plan's
+//! `end`, and judges every job: served, refused with a clean error (an errno, e.g. `ENODEV` while
+//! a driver restarts), or wrong bytes (a client buffer whose contents changed). It also keeps a
+//! canary: a page of its ioctl buffer (shared with drm) that it never hands to anyone, so a
+//! correct stack never writes it; a changed checksum is a corrupted buffer too.
 //!
 //! The plan's fault entries cut the run into windows, one per distinct fault time (window 0 is
 //! the warm-up before the first fault). At the end of each window the client logs one line the
@@ -33,7 +34,7 @@ use pd_programs::drm_job::{self, JobError, Views};
 use pd_programs::regions::rw;
 use pd_programs::sys::{client0, client1, RegionDecl};
 
-/// One exchange every 2 ms per client.
+/// One job every 2 ms per client (or as soon as the last one ended).
 pub const STEP_NS: u64 = 2_000_000;
 /// No job starts this long before a usage report's time (a job in flight holds buffers; a slow
 /// build's job takes tens of ms)...
@@ -44,7 +45,7 @@ pub const QUIET_AFTER_NS: u64 = 10_000_000;
 pub const SETTLE_NS: u64 = 160_000_000;
 /// Without a plan the client runs this long (like the demo client).
 pub const DEFAULT_RUN_NS: u64 = 1_000_000_000;
-/// The canary page's offset in the ioctl buffer (its last page: the exchange uses the first bytes).
+/// The canary page's offset in the ioctl buffer (its last page: ioctls use the first bytes).
 pub const CANARY_OFFSET: usize = 0xf000;
 /// The canary's length.
 pub const CANARY_LEN: usize = 0x1000;
@@ -88,7 +89,7 @@ struct Window {
     wrong: u64,
     corrupt: u64,
     first_err: Option<u64>,
-    /// The first good exchange after the latest failure.
+    /// The first served job after the latest failure.
     recovered: Option<u64>,
     healthy_before: bool,
 }
