@@ -324,11 +324,16 @@ fn judge_run(log: &Log, session: &Session, i: usize, comp: Composition) -> Judge
     let served = served_by(run.target.pd);
     let mut problems = Vec::new();
     let (mut visible, mut recovery, mut corrupt, mut wrong) = (false, 0u64, 0u64, 0u64);
+    let stopped: Vec<&str> = lines
+        .iter()
+        .filter(|(_, w)| w.is_none())
+        .map(|(c, _)| *c)
+        .collect();
+    if !stopped.is_empty() {
+        problems.push(format!("{} stopped: {}", stopped.join(" and "), log.ended));
+    }
     for &(client, w) in &lines {
-        let Some(w) = w else {
-            problems.push(format!("{client} stopped: {}", log.ended));
-            continue;
-        };
+        let Some(w) = w else { continue };
         (corrupt, wrong) = (corrupt + w.corrupt, wrong + w.wrong);
         if w.corrupt > 0 {
             problems.push(format!("{client}'s buffer changed"));
@@ -690,7 +695,9 @@ mod tests {
         let (j, _) = judge(&s, Composition::Monolithic, &out(&mono, Exit::Signal(6)));
         let v = verdicts(&j);
         assert!(
-            v[0].starts_with("failed: client0 stopped: the process aborted (SIGABRT): panicked at"),
+            v[0].starts_with(
+                "failed: client0 and client1 stopped: the process aborted (SIGABRT): panicked at"
+            ),
             "{v:?}"
         );
         assert_eq!(v[1], "spoiled: run 0 failed before it");

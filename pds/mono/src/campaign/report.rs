@@ -412,7 +412,7 @@ pub fn svg(c: &Campaign) -> String {
     let row_h = 26.0;
     let top = 60.0;
     let panel_h = top + row_h * kinds.len().max(1) as f64 + 40.0;
-    let (w, h) = (1180.0, panel_h * 2.0 + 40.0);
+    let (w, h) = (1180.0, panel_h * 2.0 - top + 40.0);
     let mut s = String::new();
     let _ = writeln!(
         s,
