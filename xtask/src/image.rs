@@ -1,6 +1,6 @@
 //! `cargo xtask image`, `qemu` and `test-image`: the seL4 Microkit image of `system.xml`.
 //!
-//! `image` builds every program image of `system.xml` from the seL4 workspace (`images/sel4`,
+//! `image` builds every program image of `system.xml` from the seL4 workspace (`images/microkit`,
 //! `-Zbuild-std` on rust-sel4's `*-sel4-minimal.json` targets, against the libsel4 headers of the
 //! SDK named by `MICROKIT_SDK`), writes each child's warm restart entry into its parent's ELF,
 //! merges the board's physical addresses (`images/<board>/board.xml`) into `system.xml`, and runs
@@ -132,7 +132,7 @@ pub struct Prerequisites {
     /// `$MICROKIT_SDK`.
     pub sdk: PathBuf,
     /// The rustup toolchain for the seL4 workspace (`$SEL4_TOOLCHAIN`), or `None` for the one
-    /// `images/sel4/rust-toolchain.toml` pins.
+    /// `images/microkit/rust-toolchain.toml` pins.
     toolchain: Option<String>,
 }
 
@@ -175,7 +175,7 @@ impl Prerequisites {
             .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
             .ok_or_else(|| {
                 format!(
-                    "the Rust toolchain {} is not installed (images/sel4 needs a nightly with \
+                    "the Rust toolchain {} is not installed (images/microkit needs a nightly with \
                      rust-src; or set SEL4_TOOLCHAIN to a rustup toolchain with rust-src)",
                     prereq.toolchain_name()
                 )
@@ -193,13 +193,13 @@ impl Prerequisites {
         match &self.toolchain {
             Some(t) => t.clone(),
             None => format!(
-                "{} (pinned in images/sel4/rust-toolchain.toml)",
+                "{} (pinned in images/microkit/rust-toolchain.toml)",
                 pinned_channel()
             ),
         }
     }
 
-    /// `program [+toolchain]` run from `images/sel4`, with the environment of the outer cargo
+    /// `program [+toolchain]` run from `images/microkit`, with the environment of the outer cargo
     /// removed (it would pin the outer toolchain and target dir), never installing a toolchain.
     fn cargo_like(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
@@ -226,7 +226,7 @@ impl Prerequisites {
     }
 }
 
-/// The channel `images/sel4/rust-toolchain.toml` pins (`?` if it cannot be read).
+/// The channel `images/microkit/rust-toolchain.toml` pins (`?` if it cannot be read).
 fn pinned_channel() -> String {
     let file =
         std::fs::read_to_string(sel4_workspace().join("rust-toolchain.toml")).unwrap_or_default();
@@ -238,9 +238,9 @@ fn pinned_channel() -> String {
         .to_string()
 }
 
-/// `images/sel4`.
+/// `images/microkit`.
 fn sel4_workspace() -> PathBuf {
-    super::workspace_root().join("images/sel4")
+    super::workspace_root().join("images/microkit")
 }
 
 /// `cargo xtask image`: build `images/out/<board>/loader.img`.
@@ -311,7 +311,7 @@ pub fn build(opts: &Options, prereq: &Prerequisites) -> Result<PathBuf, String> 
         let from = elf_dir.join(&pd.program_image);
         std::fs::copy(&from, images.join(&pd.program_image)).map_err(|e| {
             format!(
-                "PD {} needs program image {}: {e} (is there a crate for it in images/sel4/pds?)",
+                "PD {} needs program image {}: {e} (is there a crate for it in images/microkit/pds?)",
                 pd.name,
                 from.display()
             )
@@ -388,7 +388,7 @@ fn rust_sel4_targets(prereq: &Prerequisites) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
     if !output.status.success() {
         return Err(format!(
-            "cargo metadata failed in images/sel4:\n{}",
+            "cargo metadata failed in images/microkit:\n{}",
             String::from_utf8_lossy(&output.stderr)
         ));
     }

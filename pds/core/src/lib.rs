@@ -8,7 +8,7 @@
 //! child. Three platforms implement [`Kernel`]:
 //!
 //! - hosted (`pds/hosted`): each PD is a Linux process; the runtime enforces `system.xml`;
-//! - seL4 (`images/sel4`): `sel4-microkit`, the kernel enforces `system.xml`;
+//! - seL4 (`images/microkit`): `sel4-microkit`, the kernel enforces `system.xml`;
 //! - direct (the monolithic composition): PPCs become direct calls into the callee's handler.
 //!
 //! Server crates depend only on this crate and never on a platform, so they run unchanged on all

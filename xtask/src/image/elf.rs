@@ -1,4 +1,4 @@
-//! Values the seL4 glue (`images/sel4/glue`) reads from its own image, written into the linked
+//! Values the seL4 glue (`images/microkit/glue`) reads from its own image, written into the linked
 //! ELFs before the Microkit tool runs (which patches its own symbols the same way).
 //!
 //! - The glue restarts a faulted child at the child's `pd_sel4_restart_entry`, which only the
