@@ -88,6 +88,15 @@ pub struct Target {
     pub inject_in: &'static str,
 }
 
+impl Target {
+    /// Whether the fault can make the gsp PD boot the firmware again in place: a GSP crash or
+    /// garbage (the model's knobs, a corrupt reply from the model), or a restarted alloc-server
+    /// (its fresh instance reuses the DMA memory of the GSP's queues).
+    pub fn reboots_gsp(self) -> bool {
+        self.pd == sys::gsp_model::NAME || (self.pd == sys::alloc::NAME && self.kind.kills_the_pd())
+    }
+}
+
 /// Every target of the campaign, in report order.
 pub fn targets() -> Vec<Target> {
     let mut out = Vec::new();

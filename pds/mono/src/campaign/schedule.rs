@@ -4,9 +4,10 @@
 //! A session's plan (`pd_core::faults` syntax) starts with a warm-up, puts one fault at the start
 //! of each window, asks every PD for its usage before the first fault and after the end (leak
 //! check), and ends the clients' workload after the last window. Packing respects what a session
-//! can take: the supervisor's restart budget (at most [`KILLS_PER_PD`] killed instances of a PD
-//! per session) and, in the monolithic composition, that the first fault that kills a PD ends the
-//! process (so each session holds at most one, last).
+//! can take: the system's recovery budgets (at most [`KILLS_PER_PD`] killed instances of a PD and
+//! [`GSP_REBOOTS`] in-place GSP reboots per session), so no run meets a system that has given up
+//! because of the runs before it; and, in the monolithic composition, that the first fault that
+//! kills a PD ends the process (so each session holds at most one, last).
 
 use super::catalogue::{self, Kind, Target};
 use super::session::Composition;
@@ -64,6 +65,11 @@ impl Config {
 /// The supervisor restarts a driver at most 5 times in 10 s (`pd_programs::supervisor::policy`):
 /// a session kills each PD at most this often, so every restart is granted.
 pub const KILLS_PER_PD: usize = 4;
+
+/// The gsp PD boots a crashed firmware again in place at most 3 times per instance
+/// (`pd_programs::gsp`'s `MAX_REBOOTS`, with no time window); a session holds at most this many
+/// runs that can cost such a reboot ([`catalogue::Target::reboots_gsp`]).
+pub const GSP_REBOOTS: usize = 2;
 
 /// One fault to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,8 +214,10 @@ pub fn pack(runs: &[Run], comp: Composition, config: &Config) -> Vec<Session> {
                 .filter(|r| r.target.kind.kills_the_pd() && r.target.pd == pd)
                 .count()
         };
-        let over_budget =
-            run.target.kind.kills_the_pd() && kills(run.target.pd, &current) >= KILLS_PER_PD;
+        let reboots = current.iter().filter(|r| r.target.reboots_gsp()).count();
+        let over_budget = (run.target.kind.kills_the_pd()
+            && kills(run.target.pd, &current) >= KILLS_PER_PD)
+            || (run.target.reboots_gsp() && reboots >= GSP_REBOOTS);
         if current.len() >= per_session || over_budget {
             sessions.push(Session::new(&current, config));
             current.clear();
@@ -273,6 +281,12 @@ mod tests {
                         .filter(|x| x.run.target.pd == pd && x.run.target.kind.kills_the_pd())
                         .count();
                     assert!(kills <= KILLS_PER_PD);
+                    let reboots = s
+                        .slots
+                        .iter()
+                        .filter(|x| x.run.target.reboots_gsp())
+                        .count();
+                    assert!(reboots <= GSP_REBOOTS);
                 }
                 if comp == Composition::Monolithic {
                     let first_kill = s
