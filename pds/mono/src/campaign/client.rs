@@ -423,7 +423,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outages_run_from_the_first_failure_to_the_recovery() {
+    fn a_window_keeps_the_first_success_after_its_last_failure() {
         let mut c = Client {
             io: None,
             ioctl: Region::from_static(vec![0u8; 0x10000].leak()),

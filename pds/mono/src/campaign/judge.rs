@@ -10,7 +10,6 @@
 //! times. Runs after a failed one in the same session are not judged either (the failure may have
 //! left damage they would be blamed for): they go into a fresh session.
 
-use super::catalogue::Kind;
 use super::schedule::{pack, Config, Run, Session};
 use super::session::{self, Composition, Event, Exit, Output, WindowLine};
 use super::{served_by, Binaries};
@@ -600,16 +599,10 @@ pub fn run_all(
     Ok(())
 }
 
-/// Whether `kind` is one the isolated composition must always contain (the platform's promise,
-/// whatever the servers do): a PD that dies or hangs is restarted and its clients recover.
-pub const fn must_be_contained(kind: Kind) -> bool {
-    kind.kills_the_pd()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::campaign::catalogue::{self, Target};
+    use crate::campaign::catalogue::{self, Kind, Target};
     use crate::campaign::schedule::{self, Slot};
 
     fn session(kinds: &[(Kind, &'static str)]) -> Session {
@@ -779,10 +772,5 @@ mod tests {
             "{v:?}"
         );
         assert_eq!(v[1], "retry: spoiled: client0 was failing before the fault");
-    }
-
-    #[test]
-    fn only_crashes_and_hangs_must_be_contained_whatever_the_servers_do() {
-        assert!(must_be_contained(Kind::Hang) && !must_be_contained(Kind::GspCrash));
     }
 }
