@@ -629,8 +629,7 @@ impl Injector {
 /// The injected panic.
 #[allow(clippy::panic)]
 fn injected_panic(pd: &str) -> ! {
-    // PANIC: this is the fault the plan asked for.
-    panic!("{pd}: injected panic")
+    panic!("{pd}: injected panic") // PANIC: this is the fault the plan asked for (feature-gated).
 }
 
 /// A read the plan asked for at an address outside every mapping.
