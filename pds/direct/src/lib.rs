@@ -346,6 +346,15 @@ mod tests {
         onward: Option<Channel>,
         seen: ChannelSet,
     }
+    impl Adder {
+        fn new(onward: Option<Channel>) -> Self {
+            Self {
+                onward,
+                seen: ChannelSet::EMPTY,
+            }
+        }
+    }
+
     impl Handler for Adder {
         fn protected(&mut self, k: &mut dyn Kernel, _: Channel, msg: MessageInfo) -> MessageInfo {
             let v = k.mrs().get(0) + 1;
@@ -401,18 +410,9 @@ mod tests {
     #[test]
     fn calls_chain_directly_copying_registers_and_rights_are_checked() {
         let (mut a, mut b, mut c) = (
-            Adder {
-                onward: None,
-                seen: ChannelSet::EMPTY,
-            },
-            Adder {
-                onward: Some(Channel::new(1)),
-                seen: ChannelSet::EMPTY,
-            },
-            Adder {
-                onward: None,
-                seen: ChannelSet::EMPTY,
-            },
+            Adder::new(None),
+            Adder::new(Some(Channel::new(1))),
+            Adder::new(None),
         );
         let mut comp = Composition::new(
             [
@@ -468,10 +468,7 @@ mod tests {
 
     #[test]
     fn pds_start_one_by_one_and_timers_and_verdicts_work() {
-        let mut c = Adder {
-            onward: None,
-            seen: ChannelSet::EMPTY,
-        };
+        let mut c = Adder::new(None);
         let comp = Composition::new(
             [
                 Slot::vacant("a", 1),
@@ -490,10 +487,7 @@ mod tests {
         );
         k.notify(Channel::new(0)).unwrap();
         assert_eq!(comp.run_pending(10), 0);
-        let mut b = Adder {
-            onward: Some(Channel::new(1)),
-            seen: ChannelSet::EMPTY,
-        };
+        let mut b = Adder::new(Some(Channel::new(1)));
         let mut comp = comp.with_handler(1, &mut b);
         comp.mrs(0).set(0, 1);
         let r = comp
@@ -521,20 +515,7 @@ mod tests {
 
     #[test]
     fn notifications_coalesce_and_go_highest_priority_first() {
-        let (mut a, mut b, mut c) = (
-            Adder {
-                onward: None,
-                seen: ChannelSet::EMPTY,
-            },
-            Adder {
-                onward: None,
-                seen: ChannelSet::EMPTY,
-            },
-            Adder {
-                onward: None,
-                seen: ChannelSet::EMPTY,
-            },
-        );
+        let (mut a, mut b, mut c) = (Adder::new(None), Adder::new(None), Adder::new(None));
         let mut comp = Composition::new(
             [
                 Slot::new("a", 1, &mut a),
