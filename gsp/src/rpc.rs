@@ -51,6 +51,12 @@ pub trait Clock {
 pub const REPLY_TIMEOUT_NS: u64 = 4_000_000_000;
 /// TIMEOUT: 1 s for ring space, as OpenRM `GspMsgQueueSendCommand` and nova `ALLOCATE_TIMEOUT`.
 pub const SEND_TIMEOUT_NS: u64 = 1_000_000_000;
+/// TIMEOUT: how long a reply may still take once the queue rejected a message while the reply was
+/// awaited (a corrupt message from the firmware: its header cannot be trusted, so it may have
+/// been the reply). GSP-RM answers in microseconds and in order; 50 ms is far above that even on
+/// a loaded host, and far below [`REPLY_TIMEOUT_NS`], which would outlast any caller's patience
+/// (the PD's own watchdog) for a reply that will never come.
+pub const LOST_REPLY_NS: u64 = 50_000_000;
 /// How long to wait between looks at an empty queue.
 const POLL_US: u32 = 10;
 
@@ -75,6 +81,10 @@ pub enum RpcError {
     BrokenContinuation = 6,
     /// An event's payload is shorter than its structure or announced lengths.
     BadEvent = 7,
+    /// The queue rejected a message while the reply was awaited, and no reply followed within
+    /// [`LOST_REPLY_NS`]: the rejected message was the reply (the command may or may not have
+    /// taken effect).
+    ReplyLost = 8,
 }
 
 impl From<QueueError> for RpcError {
@@ -839,25 +849,41 @@ impl<'b> Rpc<'b> {
         sink: &mut dyn EventSink,
         want: impl Fn(&Received) -> bool,
     ) -> Result<Received, RpcError> {
+        let mut deadline = deadline;
+        let mut rejected = false;
         loop {
             match self.rx.try_receive(self.buf) {
                 Ok(Some(m)) if want(&m) => return Ok(m),
                 Ok(Some(m)) => self.dispatch(&m, sink),
                 Ok(None) => {
                     if clock.now_ns() >= deadline {
-                        return Err(self.timed_out(awaited));
+                        return Err(if rejected {
+                            self.reply_lost(awaited)
+                        } else {
+                            self.timed_out(awaited)
+                        });
                     }
                     clock.delay_us(POLL_US);
                 }
                 Err(e) if e.is_skipped_message() => {
                     self.trace.record(RpcTrace::Skipped(e));
-                    if clock.now_ns() >= deadline {
-                        return Err(self.timed_out(awaited));
-                    }
+                    // The rejected message may have been the awaited one: a reply still on its
+                    // way comes soon, else it was this one and waiting longer wedges the caller.
+                    rejected = true;
+                    deadline = deadline.min(clock.now_ns().saturating_add(LOST_REPLY_NS));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    fn reply_lost(&mut self, function: u32) -> RpcError {
+        self.trace.record(RpcTrace::Timeout { function });
+        log::error!(
+            "gsp: message {function:#x} lost: the queue rejected a message while it was awaited \
+             and none followed"
+        );
+        RpcError::ReplyLost
     }
 
     fn timed_out(&mut self, function: u32) -> RpcError {

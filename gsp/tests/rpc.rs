@@ -18,8 +18,11 @@ use gsp::rpc::{
     RpcError, RpcTrace, SetRegistry, SetSystemInfo, SystemInfoParams, NOVA_REGISTRY,
 };
 use msgq_util::{pattern, NoWait, Pair};
+use pd_core::shm::{ReadWrite, Region};
 use pd_core::trace::TraceEvent;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 /// BAR0 as a map; records doorbell writes.
@@ -566,6 +569,93 @@ fn a_malformed_event_is_traced_and_the_next_message_still_delivered() {
     assert_eq!(sink.0, ["print ok"]);
     assert_eq!(
         rpc.trace().count(RpcTrace::BadEvent { function: 0 }.kind()),
+        1
+    );
+}
+
+/// The GSP model's garbage knobs (`gsp_model::Fault`), applied to the header of the status-queue
+/// entry at `slot` exactly as the model applies them (`gsp_model::firmware::Outbox::send`):
+/// checkSum @32, seqNum @36, elemCount @40; the checksum folds hi32 ^ lo32, so changing a word by
+/// d changes the checksum by d.
+fn garble(raw: &Region<ReadWrite>, slot: u32, knob: u8) {
+    let at = Pair::statq_entry(slot) + 32;
+    let mut h: [u32; 3] = raw.read(at).unwrap();
+    match knob {
+        // CorruptChecksum
+        3 => h[0] ^= 0x0bad_c0de,
+        // SkipSeqNum
+        4 => {
+            let d = h[1] ^ h[1].wrapping_add(1);
+            h[1] ^= d;
+            h[0] ^= d;
+        }
+        // OversizeElemCount
+        5 => {
+            let d = h[2] ^ (gsp::cmdq::MAX_ELEMENTS + 1);
+            h[2] ^= d;
+            h[0] ^= d;
+        }
+        _ => unreachable!(),
+    }
+    raw.write(at, &h).unwrap();
+}
+
+#[test]
+fn a_garbled_reply_is_a_typed_error_soon_and_the_channel_goes_on() {
+    for knob in [3u8, 4, 5] {
+        let view: Rc<RefCell<Option<Region<ReadWrite>>>> = Rc::default();
+        let garbled = Rc::new(Cell::new(false));
+        let (v, g) = (view.clone(), garbled.clone());
+        let (mut rpc, mut gsp, mut shm) = setup(Box::new(move |m, _, tx| {
+            let slot = tx.write_ptr();
+            gsp_send(tx, 65, m.rpc.sequence, 0, &[0u8; 1656]);
+            // Only the first reply is garbage.
+            if !g.replace(true) {
+                garble(v.borrow().as_ref().unwrap(), slot, knob);
+            }
+        }));
+        *view.borrow_mut() = Some(shm.region());
+        let mut sink = Sink::default();
+        let err = rpc.get_static_info(&mut MapMmio::default(), &mut gsp, &mut sink);
+        assert_eq!(err, Err(RpcError::ReplyLost), "knob {knob}");
+        assert!(garbled.get());
+        // Given up soon after the rejection, far before the plain reply timeout.
+        assert!(
+            gsp.now <= gsp::rpc::LOST_REPLY_NS + 1_000_000,
+            "knob {knob}: waited {} ns",
+            gsp.now
+        );
+        assert_eq!(
+            rpc.trace()
+                .count(RpcTrace::Skipped(QueueError::Timeout).kind()),
+            1,
+            "knob {knob}: the rejected message is counted"
+        );
+        assert!(sink.0.is_empty(), "knob {knob}: nothing passed on");
+        // The channel is not wedged: the next call gets its reply.
+        let s = rpc.get_static_info(&mut MapMmio::default(), &mut gsp, &mut sink);
+        assert!(s.is_ok(), "knob {knob}: {s:?}");
+    }
+}
+
+#[test]
+fn a_rejected_event_before_the_reply_does_not_fail_the_call() {
+    let view: Rc<RefCell<Option<Region<ReadWrite>>>> = Rc::default();
+    let v = view.clone();
+    let (mut rpc, mut gsp, mut shm) = setup(Box::new(move |m, _, tx| {
+        let slot = tx.write_ptr();
+        libos_print(tx, "garbage");
+        garble(v.borrow().as_ref().unwrap(), slot, 3);
+        gsp_send(tx, 65, m.rpc.sequence, 0, &[0u8; 1656]);
+    }));
+    *view.borrow_mut() = Some(shm.region());
+    let mut sink = Sink::default();
+    let s = rpc.get_static_info(&mut MapMmio::default(), &mut gsp, &mut sink);
+    assert!(s.is_ok(), "{s:?}");
+    assert!(sink.0.is_empty());
+    assert_eq!(
+        rpc.trace()
+            .count(RpcTrace::Skipped(QueueError::Timeout).kind()),
         1
     );
 }

@@ -319,9 +319,12 @@ impl State {
                 self.crash(CrashCause::QueueBroken);
                 GspError::Queue
             }
-            RpcError::BadReply | RpcError::BrokenContinuation | RpcError::BadEvent => {
-                GspError::Queue
-            }
+            // A lost or malformed reply: the firmware goes on (the rejected message is counted
+            // in `Health::rejected_messages`); only this request fails.
+            RpcError::BadReply
+            | RpcError::BrokenContinuation
+            | RpcError::BadEvent
+            | RpcError::ReplyLost => GspError::Queue,
         }
     }
 }
@@ -803,6 +806,7 @@ mod tests {
             GspError::TooLarge
         );
         assert_eq!(pd.st.rpc_failed(RpcError::BadReply), GspError::Queue);
+        assert_eq!(pd.st.rpc_failed(RpcError::ReplyLost), GspError::Queue);
         assert_eq!(pd.health().state, GspState::Running as u32);
         assert_eq!(pd.st.rpc_failed(RpcError::Timeout), GspError::Timeout);
         assert_eq!(
