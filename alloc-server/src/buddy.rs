@@ -103,11 +103,26 @@ impl Buddy {
     /// # Errors
     /// [`BuddyError::TooManyPages`] when `pages` exceeds [`MAX_PAGES`] or `words` is too short.
     pub fn new(pages: u32, words: &mut [u64]) -> Result<Self, BuddyError> {
-        let used = Some(Self::words_needed(pages))
+        Self::with_used(pages, words, [])
+    }
+
+    /// An allocator of `pages` pages in which exactly the ranges `used` (`(first, pages)`, in
+    /// ascending order, none empty or overlapping) are allocated: how a restarted server rebuilds
+    /// a pool from its journal. Only allocated and free pages exist, so nothing else is lost.
+    ///
+    /// # Errors
+    /// As [`Buddy::new`]; [`BuddyError::BadRequest`] for an empty, unordered, overlapping or
+    /// outside range.
+    pub fn with_used(
+        pages: u32,
+        words: &mut [u64],
+        used_ranges: impl IntoIterator<Item = (u32, u32)>,
+    ) -> Result<Self, BuddyError> {
+        Some(Self::words_needed(pages))
             .filter(|_| pages <= MAX_PAGES)
             .and_then(|n| words.get_mut(..n))
-            .ok_or(BuddyError::TooManyPages)?;
-        used.fill(0);
+            .ok_or(BuddyError::TooManyPages)?
+            .fill(0);
         let mut levels = [Level::default(); ORDERS];
         let mut at = 0;
         for (o, level) in levels.iter_mut().enumerate() {
@@ -126,7 +141,16 @@ impl Buddy {
             nonempty: 0,
             free_pages: 0,
         };
-        b.release_range(words, 0, pages)?;
+        let mut at = 0;
+        for (first, n) in used_ranges {
+            let end = first
+                .checked_add(n)
+                .filter(|&e| n > 0 && first >= at && e <= pages)
+                .ok_or(BuddyError::BadRequest)?;
+            b.release_range(words, at, first)?;
+            at = end;
+        }
+        b.release_range(words, at, pages)?;
         Ok(b)
     }
 

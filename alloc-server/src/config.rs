@@ -85,6 +85,8 @@ pub enum ConfigError {
     TooManyBuffers,
     /// A channel appears twice in `callers`.
     DuplicateChannel(Channel),
+    /// The journal's region refused a write.
+    Journal,
 }
 
 impl core::fmt::Display for ConfigError {
@@ -100,6 +102,7 @@ impl core::fmt::Display for ConfigError {
             Self::PoolsTooLarge => write!(f, "pools exceed {} pages", crate::ARENA_PAGES),
             Self::TooManyBuffers => write!(f, "max_buffers exceed {}", crate::MAX_BUFFERS),
             Self::DuplicateChannel(c) => write!(f, "channel {c} listed twice"),
+            Self::Journal => write!(f, "the journal's region refused a write"),
         }
     }
 }

@@ -19,6 +19,9 @@
 //! - **Handles name only the caller's own buffers**: forged, stale, double-freed, reclaimed,
 //!   someone else's, or a wrong offset are typed errors and change nothing.
 //! - **Reclaim**: a restarted or retired client loses everything it held or owned, zeroed.
+//! - **Restart keeps what clients hold**: with a [`Journal`] (the PD keeps one in a region that
+//!   outlives it), a restarted server adopts its last life's buffers ([`AllocServer::with_journal`]),
+//!   so its own fault costs its clients nothing.
 //! - **Accounting**: [`AllocServer::pool_usage`], [`AllocServer::client_usage`],
 //!   [`AllocServer::usage_lines`] and [`AllocServer::audit`].
 //!
@@ -32,6 +35,7 @@ mod accounting;
 pub mod buddy;
 mod config;
 pub mod fuzz;
+pub mod journal;
 mod pool;
 mod server;
 mod slots;
@@ -42,7 +46,8 @@ mod tests;
 
 pub use accounting::{AuditError, AuditSummary, PoolLine};
 pub use config::{policy, ClientSpec, Config, ConfigError, Grant, PoolSpec};
-pub use server::{AllocServer, ReclaimReport};
+pub use journal::{Journal, JOURNAL_SIZE};
+pub use server::{AllocServer, Fresh, ReclaimReport, Start};
 pub use trace::Trace;
 
 /// The most pages all pools together may have (128 MiB; this system's pools use 116 MiB).
@@ -60,3 +65,4 @@ pub const MAX_CLIENTS: usize = 16;
 
 /// Live buffers across all pools (the buffer table's size; handles carry a 16-bit slot).
 pub const MAX_BUFFERS: usize = 1024;
+const _: () = assert!(MAX_BUFFERS <= u16::MAX as usize);

@@ -3,9 +3,10 @@
 //!
 //! Invariant: a pool's free memory is zero, except what its owner or the device wrote there
 //! itself (both may write anywhere in the region; that only ever affects the owner's own data).
-//! It is established by scrubbing the whole pool when the server starts (a restarted server
-//! finds its regions dirty) and when the owner is reclaimed, and kept by zeroing every buffer as
-//! it is freed. So a buffer is zero when it is handed out and no data crosses owners.
+//! It is established by scrubbing the pool's free memory when the server starts (a restarted
+//! server finds its regions dirty; buffers it adopted from its journal keep their contents) and
+//! the whole pool when the owner is reclaimed, and kept by zeroing every buffer as it is freed.
+//! So a buffer is zero when it is handed out and no data crosses owners.
 
 use crate::buddy::{Buddy, BuddyError};
 use crate::config::PoolSpec;
@@ -47,8 +48,9 @@ pub(crate) fn bytes(pages: u32) -> u64 {
 }
 
 impl Pool {
-    /// The pool `spec` describes, owned by `owner`, its bitmaps at `words[words_start..]`,
-    /// scrubbed. The spec was checked by the server's constructor.
+    /// The pool `spec` describes, owned by `owner`, its bitmaps at `words[words_start..]`, all
+    /// free but not yet scrubbed ([`Pool::rebuild`] does). The spec was checked by the server's
+    /// constructor.
     pub(crate) fn new(
         spec: PoolSpec,
         owner: ClientId,
@@ -63,7 +65,7 @@ impl Pool {
             .get_mut(words_start..)
             .ok_or(BuddyError::TooManyPages)?;
         let buddy = Buddy::new(pages, mine)?;
-        let pool = Self {
+        Ok(Self {
             name: spec.name,
             owner,
             owner_vaddr: spec.owner_vaddr,
@@ -75,9 +77,31 @@ impl Pool {
             used_pages: 0,
             allocs: 0,
             releases: 0,
-        };
-        pool.scrub().map_err(|_| BuddyError::Corrupt)?;
-        Ok(pool)
+        })
+    }
+
+    /// Start this life with exactly `used` (first page and pages, ascending, not overlapping)
+    /// allocated, counted as this life's allocations, and every other page zeroed.
+    pub(crate) fn rebuild(
+        &mut self,
+        words: &mut [u64],
+        used: &[(u32, u32)],
+    ) -> Result<(), AllocError> {
+        let pages = self.pages();
+        self.buddy = Buddy::with_used(pages, self.words(words)?, used.iter().copied())?;
+        // CAST: at most MAX_BUFFERS ranges.
+        self.live_buffers = used.len() as u32;
+        self.used_pages = pages - self.buddy.free_pages();
+        self.allocs = u64::from(self.live_buffers);
+        self.releases = 0;
+        let mut at = 0;
+        for &(first, n) in used.iter().chain(core::iter::once(&(pages, 0))) {
+            if first > at {
+                self.zero(at, first - at)?;
+            }
+            at = first + n;
+        }
+        Ok(())
     }
 
     pub(crate) fn pages(&self) -> u32 {
@@ -130,7 +154,7 @@ impl Pool {
             .map_err(|_| AllocError::Internal)
     }
 
-    /// Zero the whole region (server start, owner reclaimed).
+    /// Zero the whole region (owner reclaimed).
     pub(crate) fn scrub(&self) -> Result<(), AllocError> {
         self.zero(0, self.pages())
     }

@@ -2,6 +2,7 @@
 
 use crate::buddy::Buddy;
 use crate::config::{Config, ConfigError, PoolSpec};
+use crate::journal::Journal;
 use crate::pool::{bytes, Pool};
 use crate::slots::{Live, Release, Slots};
 use crate::trace::{Trace, TRACE_KINDS};
@@ -45,6 +46,34 @@ pub struct ReclaimReport {
     pub bytes: u64,
 }
 
+/// How a server with a journal started ([`AllocServer::with_journal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// It adopted the journal's buffers: their handles stay valid, their contents untouched,
+    /// every free page zeroed. `torn` records (writes a fault cut short) came back unused.
+    Adopted {
+        /// Live buffers adopted.
+        buffers: u32,
+        /// Their pages.
+        pages: u64,
+        /// Records whose checksum failed.
+        torn: u32,
+    },
+    /// It started with no buffers: every pool scrubbed, handles of earlier lives stale.
+    Fresh(Fresh),
+}
+
+/// Why a server started fresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fresh {
+    /// The journal held no table (first boot, another layout, a torn header).
+    NoJournal,
+    /// This slot's buffer contradicts the configuration (pool, owner, holder's grant, bounds).
+    BadBuffer(u16),
+    /// Two of this pool's buffers overlap.
+    Overlap(PoolId),
+}
+
 /// alloc-server's state: pools, buffer table, clients, and which channel is which client
 /// (about 40 KiB, all of it fixed arrays).
 #[derive(Debug)]
@@ -65,11 +94,122 @@ fn find<T>(items: &[T], name: &str, of: impl Fn(&T) -> &str) -> Option<u8> {
 
 impl AllocServer {
     /// A server over `pools` (in [`PoolId`] order), each scrubbed to zero, with the clients,
-    /// grants and callers of `config`.
+    /// grants and callers of `config`, and no journal: a restart loses every buffer.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first thing wrong with the tables.
     pub fn new(
+        config: &Config<'_>,
+        pools: impl IntoIterator<Item = PoolSpec>,
+    ) -> Result<Self, ConfigError> {
+        let mut server = Self::configure(config, pools)?;
+        server.start_fresh()?;
+        Ok(server)
+    }
+
+    /// As [`AllocServer::new`], with the buffer table kept in `journal`: a server restarted on
+    /// the journal of its previous life adopts that life's buffers when the journal is valid and
+    /// agrees with `config` and `pools`, and otherwise starts fresh on it (with an epoch other than
+    /// the journal's, so earlier handles are stale).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first thing wrong with the tables.
+    pub fn with_journal(
+        config: &Config<'_>,
+        pools: impl IntoIterator<Item = PoolSpec>,
+        journal: Journal,
+    ) -> Result<(Self, Start), ConfigError> {
+        let mut server = Self::configure(config, pools)?;
+        let (why, journal, old_epoch) = match Slots::adopt(journal) {
+            Ok((slots, torn)) => {
+                let epoch = slots.epoch();
+                server.slots = slots;
+                match server.adopt() {
+                    Ok((buffers, pages)) => {
+                        let start = Start::Adopted {
+                            buffers,
+                            pages,
+                            torn,
+                        };
+                        return Ok((server, start));
+                    }
+                    Err(why) => (why, server.slots.take_journal(), Some(epoch)),
+                }
+            }
+            Err(journal) => (Fresh::NoJournal, Some(journal), None),
+        };
+        let epoch = match old_epoch {
+            Some(old) if old == config.epoch => old.wrapping_add(1),
+            _ => config.epoch,
+        };
+        server.slots = match journal {
+            Some(j) => Slots::journaled(epoch, j).map_err(|_| ConfigError::Journal)?,
+            None => Slots::new(epoch),
+        };
+        server.start_fresh()?;
+        Ok((server, Start::Fresh(why)))
+    }
+
+    /// Every pool empty and zeroed.
+    fn start_fresh(&mut self) -> Result<(), ConfigError> {
+        for (id, pool) in (0u8..).zip(self.pools.iter_mut()) {
+            pool.rebuild(&mut self.words, &[])
+                .map_err(|_| ConfigError::PoolsTooLarge)?;
+            self.trace.record(Trace::Scrubbed { pool: PoolId(id) });
+        }
+        Ok(())
+    }
+
+    /// Take the buffer table's live buffers as this life's: check each against the pools and
+    /// clients, rebuild every pool's free blocks around them (zeroing the rest) and the
+    /// accounts' counters. Returns the buffers and pages adopted.
+    fn adopt(&mut self) -> Result<(u32, u64), Fresh> {
+        for (index, live) in self.slots.live() {
+            let fits = self.pool(live.pool).is_ok_and(|p| {
+                p.owner == live.account
+                    && live.pages > 0
+                    && live
+                        .first
+                        .checked_add(live.pages)
+                        .is_some_and(|e| e <= p.pages())
+            });
+            if !fits || !self.granted(live.holder, live.pool) {
+                return Err(Fresh::BadBuffer(index));
+            }
+        }
+        for (id, pool) in (0u8..).zip(self.pools.iter_mut()) {
+            let mut used: Vec<(u32, u32), MAX_BUFFERS> = Vec::new();
+            for (_, live) in self.slots.live().filter(|(_, l)| l.pool.0 == id) {
+                // The table has MAX_BUFFERS slots: `used` cannot overflow.
+                let _ = used.push((live.first, live.pages));
+            }
+            used.sort_unstable();
+            pool.rebuild(&mut self.words, &used)
+                .map_err(|_| Fresh::Overlap(PoolId(id)))?;
+        }
+        for a in self.clients.iter_mut() {
+            (a.charged_bytes, a.charged_buffers, a.held_buffers) = (0, 0, 0);
+            (a.allocs, a.frees, a.reclaimed, a.reclaims) = (0, 0, 0, 0);
+        }
+        let (mut buffers, mut pages) = (0, 0);
+        for (_, live) in self.slots.live() {
+            if let Some(a) = self.clients.get_mut(usize::from(live.account.index())) {
+                a.charged_bytes += bytes(live.pages);
+                a.charged_buffers += 1;
+                a.allocs += 1;
+            }
+            if let Some(h) = self.clients.get_mut(usize::from(live.holder.index())) {
+                h.held_buffers += 1;
+            }
+            buffers += 1;
+            pages += u64::from(live.pages);
+        }
+        Ok((buffers, pages))
+    }
+
+    /// The server with `config`'s clients, grants and callers and `pools` (all free, not yet
+    /// zeroed), an empty buffer table of `config.epoch`.
+    fn configure(
         config: &Config<'_>,
         pools: impl IntoIterator<Item = PoolSpec>,
     ) -> Result<Self, ConfigError> {
@@ -143,9 +283,6 @@ impl AllocServer {
             let pool = Pool::new(spec, owner, &mut server.words, words_used)
                 .map_err(|_| ConfigError::PoolsTooLarge)?;
             words_used += Buddy::words_needed(pool.pages());
-            let id =
-                PoolId(u8::try_from(server.pools.len()).map_err(|_| ConfigError::TooManyPools)?);
-            server.trace.record(Trace::Scrubbed { pool: id });
             server
                 .pools
                 .push(pool)
@@ -177,6 +314,11 @@ impl AllocServer {
     /// A pool by its region name.
     pub fn pool_id(&self, name: &str) -> Option<PoolId> {
         find(&self.pools, name, |p| p.name).map(PoolId)
+    }
+
+    /// The journal the buffer table is kept in, if any (the PD keeps its marks there).
+    pub fn journal(&self) -> Option<&Journal> {
+        self.slots.journal()
     }
 
     /// The trace ring (recovery decisions: refusals, reclaims, scrubs).
@@ -313,8 +455,10 @@ impl AllocServer {
             .pools
             .get_mut(usize::from(live.pool.index()))
             .ok_or(AllocError::Internal)?;
-        pool.release(&mut self.words, live.first, live.pages, zero)?;
+        // The table (and its journal) first: a fault before the pages are back leaves them free
+        // in the journal, to be zeroed by the next life.
         self.slots.remove(index, why)?;
+        pool.release(&mut self.words, live.first, live.pages, zero)?;
         let account = self.account_mut(live.account)?;
         account.charged_bytes = account.charged_bytes.saturating_sub(bytes(live.pages));
         account.charged_buffers = account.charged_buffers.saturating_sub(1);

@@ -111,3 +111,36 @@ fn the_audit_notices_broken_bitmaps() {
     b.free(&mut words, a, 8).unwrap();
     assert_eq!((b.count_free(&words), b.largest_free()), (Ok(64), 64));
 }
+
+#[test]
+fn a_rebuilt_allocator_has_exactly_the_used_ranges_allocated() {
+    let mut words = vec![0; Buddy::words_needed(48)];
+    let used = [(0, 3), (5, 1), (16, 9), (40, 8)];
+    let mut b = Buddy::with_used(48, &mut words, used).unwrap();
+    assert_eq!(b.free_pages(), 48 - 21);
+    assert_eq!(b.count_free(&words), Ok(27));
+    // Every used range frees as a grant would, and then the pool is whole again.
+    for (first, n) in used {
+        b.free(&mut words, first, n).unwrap();
+    }
+    assert_eq!((b.free_pages(), b.largest_free()), (48, 32));
+    assert_eq!(b.count_free(&words), Ok(48));
+}
+
+#[test]
+fn a_rebuild_refuses_unordered_overlapping_empty_or_outside_ranges() {
+    let mut words = vec![0; Buddy::words_needed(16)];
+    for used in [
+        [(4, 2), (0, 1)],
+        [(0, 4), (3, 1)],
+        [(0, 1), (2, 0)],
+        [(0, 1), (15, 2)],
+        [(0, 1), (u32::MAX, 2)],
+    ] {
+        assert_eq!(
+            Buddy::with_used(16, &mut words, used).map(|_| ()),
+            Err(BuddyError::BadRequest),
+            "{used:?}"
+        );
+    }
+}

@@ -1,12 +1,13 @@
 //! Unit and property tests of the server, over real byte buffers standing in for the pools.
 #![allow(unsafe_code)] // Region views of the test buffers.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // Tests may panic.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // Tests may panic.
 
 extern crate std;
 
 mod buddy;
 mod fuzz;
 mod props;
+mod restart;
 mod rules;
 mod system;
 
@@ -103,11 +104,29 @@ pub(crate) fn config(epoch: u16) -> Config<'static> {
     }
 }
 
-/// A server over heap buffers, with the owners' views of the same memory for checking it.
+/// The test system's pools over `mem`.
+fn specs(mem: &mut [Vec<u8>]) -> Vec<PoolSpec> {
+    POOLS
+        .iter()
+        .zip(mem.iter_mut())
+        .map(|(&(name, owner, _, base), m)| PoolSpec {
+            name,
+            owner,
+            owner_vaddr: 0x5000_0000,
+            device_base: base,
+            memory: region(m),
+        })
+        .collect()
+}
+
+/// A server over heap buffers, with the owners' views of the same memory for checking it, and
+/// optionally a journal.
 pub(crate) struct Fixture {
     pub(crate) server: Box<AllocServer>,
     pub(crate) owners: Vec<Region<ReadWrite>>,
-    _mem: Vec<Vec<u8>>,
+    /// The journal's memory, when the server keeps one.
+    pub(crate) journal: Option<Region<ReadWrite>>,
+    mem: Vec<Vec<u8>>,
 }
 
 impl Fixture {
@@ -121,24 +140,31 @@ impl Fixture {
         for m in &mut mem {
             m.fill(0xee);
         }
-        let specs: Vec<PoolSpec> = POOLS
-            .iter()
-            .zip(mem.iter_mut())
-            .map(|(&(name, owner, _, base), m)| PoolSpec {
-                name,
-                owner,
-                owner_vaddr: 0x5000_0000,
-                device_base: base,
-                memory: region(m),
-            })
-            .collect();
         let owners = mem.iter_mut().map(|m| region(m)).collect();
-        let server = Box::new(AllocServer::new(&config(epoch), specs).unwrap());
+        let server = Box::new(AllocServer::new(&config(epoch), specs(&mut mem)).unwrap());
         Self {
             server,
             owners,
-            _mem: mem,
+            journal: None,
+            mem,
         }
+    }
+
+    /// A server keeping its table in a journal (a first boot: the journal's memory is zero).
+    pub(crate) fn journaled(epoch: u16) -> (Self, Start) {
+        let mut fx = Self::with_epoch(epoch);
+        fx.journal = Some(region(vec![0u8; JOURNAL_SIZE].leak()));
+        let start = fx.restart(epoch);
+        (fx, start)
+    }
+
+    /// Start a new server over the same pools and journal, as a restarted alloc PD does.
+    pub(crate) fn restart(&mut self, epoch: u16) -> Start {
+        let journal = Journal::new(self.journal.as_ref().unwrap().alias()).unwrap();
+        let (server, start) =
+            AllocServer::with_journal(&config(epoch), specs(&mut self.mem), journal).unwrap();
+        *self.server = server;
+        start
     }
 
     /// Whether `len` bytes at `offset` of `pool` are all `byte`.

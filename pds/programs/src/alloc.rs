@@ -6,7 +6,13 @@
 //! `alloc_api::DmaClient`) and never calls anyone.
 //!
 //! On the supervisor's notification it reads the status page and reclaims every owner whose
-//! instance ended ([`crate::deaths`]): restarted, held or failed. Accounting, for the bring-up
+//! instance ended ([`crate::deaths`]): restarted, held or failed.
+//!
+//! Its own restart costs its clients nothing: the buffer table lives on in the `alloc_journal`
+//! region (alloc-server's `journal`), which only alloc maps and a restart does not clear, so the
+//! next life adopts every buffer gsp and gpu still hold, contents and handles unchanged. With it
+//! the journal keeps which owner instances this PD has already reclaimed (the marks), so an owner
+//! that died while alloc was down is reclaimed as soon as alloc is back. Accounting, for the bring-up
 //! log and the fault campaign, is logged at start and after every notification ([`AllocPd::report`]):
 //!
 //! ```text
@@ -26,8 +32,9 @@ use crate::status;
 use crate::sys::{self, alloc::channels, alloc::paddrs, alloc::regions, supervisor::children};
 use crate::sys::{PaddrDecl, RegionDecl};
 use alloc_api::{AllocError, PAGE_SIZE};
-use alloc_server::{policy, AllocServer, Config, PoolSpec};
-use pd_core::shm::{ReadOnly, Region};
+use alloc_server::journal::MARKS;
+use alloc_server::{policy, AllocServer, Config, ConfigError, Journal, PoolSpec, Start};
+use pd_core::shm::{ReadOnly, ReadWrite, Region};
 use pd_core::{Channel, ChannelSet, Child, Handler, Kernel, MessageInfo, Usage};
 
 /// Who calls alloc on which channel.
@@ -120,12 +127,57 @@ const _: () = assert!(core::mem::size_of::<AllocPd>() <= 128 * 1024);
 /// Build the alloc PD.
 pub fn init(k: &mut dyn Kernel) -> AllocPd {
     let pools = pools(k);
-    AllocPd::new(k, pools, ro(regions::STATUS))
+    AllocPd::new(
+        k,
+        pools,
+        ro(regions::STATUS),
+        Some(rw(regions::ALLOC_JOURNAL)),
+    )
+}
+
+/// Build the server, on the journal when there is one; the marks it kept when it was adopted.
+fn start(
+    config: &Config<'_>,
+    pools: [PoolSpec; 5],
+    journal: Option<Region<ReadWrite>>,
+) -> Result<(AllocServer, Option<[u32; MARKS]>), ConfigError> {
+    let journal = journal.and_then(|r| {
+        Journal::new(r)
+            .inspect_err(|e| log::error!("alloc: journal region too small ({e:?}); none kept"))
+            .ok()
+    });
+    let Some(journal) = journal else {
+        return AllocServer::new(config, pools).map(|s| (s, None));
+    };
+    let marks = journal.marks();
+    let (server, start) = AllocServer::with_journal(config, pools, journal)?;
+    match start {
+        Start::Adopted {
+            buffers,
+            pages,
+            torn,
+        } => {
+            log::info!(
+                "alloc: adopted {buffers} buffers ({pages} pages) from the journal; {torn} torn records"
+            );
+            Ok((server, marks))
+        }
+        Start::Fresh(why) => {
+            log::info!("alloc: fresh start ({why:?}); pools scrubbed");
+            Ok((server, None))
+        }
+    }
 }
 
 impl AllocPd {
-    /// A PD over `pools` (in `PoolId` order), watching the owners on `status`.
-    pub fn new(k: &dyn Kernel, pools: [PoolSpec; 5], status: Region<ReadOnly>) -> Self {
+    /// A PD over `pools` (in `PoolId` order), watching the owners on `status`, keeping its
+    /// buffer table in `journal` when given.
+    pub fn new(
+        k: &dyn Kernel,
+        pools: [PoolSpec; 5],
+        status: Region<ReadOnly>,
+        journal: Option<Region<ReadWrite>>,
+    ) -> Self {
         // The supervisor's count of our own starts tells this life's handles from the last's.
         let epoch = status::read(&status, children::ALLOC)
             .map_or(k.now_ns() >> 20, |s| u64::from(s.generation));
@@ -136,14 +188,26 @@ impl AllocPd {
             // CAST: the epoch only has to differ between lives; its low bits do.
             epoch: epoch as u16,
         };
-        let server = AllocServer::new(&config, pools)
-            .inspect_err(|e| log::error!("alloc: bad pool configuration: {e}; refusing all"))
-            .ok();
-        let pd = Self {
+        let (server, marks) = match start(&config, pools, journal) {
+            Ok((server, marks)) => (Some(server), marks),
+            Err(e) => {
+                log::error!("alloc: bad pool configuration: {e}; refusing all");
+                (None, None)
+            }
+        };
+        let children = OWNERS.map(|(c, _)| c);
+        let resumed = marks.and_then(|m| m.get(..OWNERS.len())?.try_into().ok());
+        let deaths = match resumed {
+            Some(handled) => Deaths::resume(children, handled),
+            None => Deaths::new(&status, children),
+        };
+        let mut pd = Self {
             server,
-            deaths: Deaths::new(&status, OWNERS.map(|(c, _)| c)),
+            deaths,
             status,
         };
+        // Owners that died while this PD was down (nothing when it started fresh).
+        pd.reclaim_ended();
         pd.report();
         pd
     }
@@ -202,6 +266,15 @@ impl AllocPd {
             log::info!("alloc: {name} instance {generation} ended; reclaiming");
             if let Err(e) = srv.reclaim(id) {
                 log::error!("alloc: reclaiming {name} failed: {e}");
+            }
+        }
+        if let Some(journal) = srv.journal() {
+            let mut marks = [0; MARKS];
+            for (m, h) in marks.iter_mut().zip(self.deaths.handled()) {
+                *m = h;
+            }
+            if journal.set_marks(marks).is_err() {
+                log::error!("alloc: the journal refused the marks");
             }
         }
     }

@@ -39,6 +39,18 @@ impl<const N: usize> Deaths<N> {
         d
     }
 
+    /// Watch `children`, resuming from `handled` (the last ended generation of each that an
+    /// earlier life of the server handled, kept where it survives the server: alloc's journal).
+    /// Whatever ended since is reported by the next [`Deaths::since`].
+    pub fn resume(children: [Child; N], handled: [u32; N]) -> Self {
+        Self { children, handled }
+    }
+
+    /// The last ended generation handled, per watched child (for [`Deaths::resume`]).
+    pub fn handled(&self) -> [u32; N] {
+        self.handled
+    }
+
     /// The watched children with an instance that ended since the last call, each with the
     /// generation that ended. A page that cannot be read reports nothing.
     pub fn since<A: Access>(&mut self, page: &Region<A>) -> heapless::Vec<(Child, u32), N> {

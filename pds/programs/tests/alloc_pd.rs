@@ -25,14 +25,18 @@ fn pools() -> ([PoolSpec; 5], Vec<Region<ReadWrite>>) {
     let memory: Vec<Region<ReadWrite>> = (0..POOLS.len())
         .map(|_| Region::from_static(vec![0xa5u8; POOL].leak()))
         .collect();
-    let specs = core::array::from_fn(|i| PoolSpec {
+    (specs(&memory), memory)
+}
+
+/// Pool specs over `memory` (a restarted alloc's views of the same pools).
+fn specs(memory: &[Region<ReadWrite>]) -> [PoolSpec; 5] {
+    core::array::from_fn(|i| PoolSpec {
         name: POOLS[i].map.name,
         owner: POOLS[i].owner,
         owner_vaddr: POOLS[i].owner_vaddr,
         device_base: POOLS[i].paddr.fake_paddr,
         memory: memory[i].alias(),
-    });
-    (specs, memory)
+    })
 }
 
 fn notify_alloc(sys: &mut common::System<'_>) {
@@ -48,7 +52,7 @@ fn owners_allocate_by_ppc_and_lose_everything_when_their_instance_ends() {
     let (alloc_pd, gsp, gpu) = (idx("alloc"), idx("gsp"), idx("gpu"));
     let (specs, memory) = pools();
     let mut sys = vacant();
-    let mut alloc = AllocPd::new(&sys.kernel(alloc_pd), specs, page.read_only());
+    let mut alloc = AllocPd::new(&sys.kernel(alloc_pd), specs, page.read_only(), None);
     // Pools are scrubbed at start (the regions may hold a previous life's bytes).
     assert_eq!(memory[0].read::<u64>(0), Ok(0));
     let mut sys = sys.with_handler(alloc_pd, &mut alloc);
@@ -134,4 +138,61 @@ fn owners_allocate_by_ppc_and_lose_everything_when_their_instance_ends() {
     let g = srv.client_usage(srv.client_id("gpu").unwrap()).unwrap();
     assert_eq!((g.reclaims, g.frees, g.held_buffers), (1, 1, 0));
     drop(kept);
+}
+
+#[test]
+fn a_restarted_alloc_keeps_what_owners_hold_and_reclaims_who_died_meanwhile() {
+    let page = status_page();
+    let (alloc_pd, gsp, gpu) = (idx("alloc"), idx("gsp"), idx("gpu"));
+    let (specs0, memory) = pools();
+    let journal = Region::from_static(vec![0u8; alloc_server::JOURNAL_SIZE].leak());
+    let mut sys = vacant();
+    let mut alloc = AllocPd::new(
+        &sys.kernel(alloc_pd),
+        specs0,
+        page.read_only(),
+        Some(journal.alias()),
+    );
+    let mut sys = sys.with_handler(alloc_pd, &mut alloc);
+    static GSP2: FreeList<[FreeSlot; 8]> = FreeList::new();
+    static GPU2: FreeList<[FreeSlot; 8]> = FreeList::new();
+    let (mut as_gsp, mut as_gpu) = (
+        DmaClient::new(sys::gsp::channels::ALLOC, &GSP2),
+        DmaClient::new(sys::gpu::channels::ALLOC, &GPU2),
+    );
+    let queues = as_gsp
+        .alloc_for(&mut sys.kernel(gsp), PoolId(0), 8192, 0)
+        .unwrap();
+    memory[0]
+        .fill(queues.allocation().offset as usize, 8192, 0x5a)
+        .unwrap();
+    let gart = as_gpu
+        .alloc_for(&mut sys.kernel(gpu), PoolId(3), 4096, 0)
+        .unwrap();
+    drop(sys);
+
+    // alloc restarts; meanwhile client1 (gart's pool owner) died. The new life adopts gsp's
+    // queues untouched and, at once, reclaims what client1's dead instance owned.
+    set(&page, children::CLIENT1, 2, PdState::Running);
+    let mut sys = vacant();
+    let mut alloc = AllocPd::new(
+        &sys.kernel(alloc_pd),
+        specs(&memory),
+        page.read_only(),
+        Some(journal.alias()),
+    );
+    let mut sys = sys.with_handler(alloc_pd, &mut alloc);
+    let mut bytes = vec![0u8; 8192];
+    memory[0]
+        .read_bytes(queues.allocation().offset as usize, &mut bytes)
+        .unwrap();
+    assert!(bytes.iter().all(|&b| b == 0x5a), "gsp's queues kept");
+    assert_eq!(
+        gart.free(&mut as_gpu, &mut sys.kernel(gpu)),
+        Err(DmaError::Server(AllocError::Reclaimed))
+    );
+    queues.free(&mut as_gsp, &mut sys.kernel(gsp)).unwrap();
+    drop(sys);
+    assert_eq!(alloc.usage().map(|u| u.dma_pages), Some(0));
+    alloc.server().unwrap().audit().unwrap();
 }
