@@ -1,5 +1,6 @@
 //! `cargo xtask bench NAME`: each benchmark is a `harness = false` bench target of the crate it
-//! measures, built with optimisations, and ends with its `ratio` lines (see `benchkit`).
+//! measures, built with optimisations, and ends with its `ratio` lines (see `benchkit`); `sel4`
+//! is the seL4 image's own (`image::bench`).
 use std::process::ExitCode;
 
 /// (name, package, bench target, what it measures)
@@ -48,8 +49,15 @@ pub fn run(args: &[&str]) -> ExitCode {
         for (n, _, _, what) in BENCHES {
             eprintln!("  {n:8} {what}");
         }
+        eprintln!(
+            "  {:8} instructions per PPC, notify and ioctl on seL4 in QEMU (--board B)",
+            "sel4"
+        );
         return ExitCode::from(2);
     };
+    if *name == "sel4" {
+        return super::image::bench(args.get(1..).unwrap_or(&[]));
+    }
     match BENCHES.iter().find(|(n, ..)| n == name) {
         Some((_, pkg, target, _)) => super::cargo(
             &["bench", "-p", pkg, "--bench", target, "--"],

@@ -11,6 +11,7 @@
 //! (expect-style, like sDDF's CI); where the SDK or a toolchain with `rust-src` is missing it
 //! prints `SKIPPED: <reason>` and succeeds, loudly, so a machine without them still passes CI.
 
+mod bench;
 mod boot;
 mod elf;
 
@@ -18,6 +19,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+pub use bench::run as bench;
 pub use boot::{qemu, test_image};
 
 /// A Microkit board this image supports.
@@ -275,6 +277,20 @@ fn usage_error(e: &str) -> ExitCode {
 /// What failed, in a sentence: the PD build, a missing program image, the board file, the
 /// restart-table patch or the Microkit tool.
 pub fn build(opts: &Options, prereq: &Prerequisites) -> Result<PathBuf, String> {
+    build_system(opts, prereq, board_system(opts.board)?, &opts.out_dir())
+}
+
+/// Build the image of `system` (merged with the board's addresses) in `out`; returns the path
+/// of its `loader.img`.
+///
+/// # Errors
+/// As [`build`].
+fn build_system(
+    opts: &Options,
+    prereq: &Prerequisites,
+    mut system: sysxml::System,
+    out: &Path,
+) -> Result<PathBuf, String> {
     let root = super::workspace_root();
     let target_json = rust_sel4_targets(prereq)?.join(format!("{}.json", opts.board.target));
     let target_dir = sel4_workspace()
@@ -301,9 +317,6 @@ pub fn build(opts: &Options, prereq: &Prerequisites) -> Result<PathBuf, String> 
         .env("SEL4_INCLUDE_DIRS", &include))?;
     let elf_dir = target_dir.join(opts.board.target).join("release");
 
-    let mut system = board_system(opts.board)?;
-
-    let out = opts.out_dir();
     let images = out.join("elf");
     std::fs::create_dir_all(&images)
         .map_err(|e| format!("cannot create {}: {e}", images.display()))?;
@@ -352,7 +365,7 @@ pub fn build(opts: &Options, prereq: &Prerequisites) -> Result<PathBuf, String> 
     let sdf = out.join("system.system");
     std::fs::write(&sdf, system.to_sdf())
         .map_err(|e| format!("cannot write {}: {e}", sdf.display()))?;
-    let img = opts.loader_img();
+    let img = out.join("loader.img");
     run(Command::new(prereq.sdk.join("bin/microkit"))
         .arg(&sdf)
         .arg("--search-path")

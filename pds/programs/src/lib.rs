@@ -19,7 +19,8 @@
 //! the same `init` functions from its per-PD ELFs.
 //!
 //! Besides the PDs of `system.xml`: [`drm_job`] (the DRM work a client does, shared by the demo
-//! clients and the benchmark), [`bench_client`] (the ioctl benchmark's client PD), [`status`] (the
+//! clients and the benchmark), [`bench_client`] (the ioctl benchmark's client PD), [`bench_ipc`]
+//! (the seL4 bench image's extra PDs: IPC loops), [`status`] (the
 //! supervisor's status page), [`deaths`] and [`phys`] (helpers of the servers' PD glue).
 #![no_std]
 #![deny(unsafe_code)]
@@ -33,6 +34,7 @@ pub mod sys;
 
 pub mod alloc;
 pub mod bench_client;
+pub mod bench_ipc;
 pub mod client;
 pub mod client_ext;
 pub mod drm;

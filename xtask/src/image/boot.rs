@@ -15,10 +15,10 @@ use super::{build, Options, Prerequisites};
 
 /// How long a boot may take before the run is declared failed: TCG emulation on a shared 2-core
 /// machine, with ~300 MiB of regions for the initialiser to clear.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+pub(super) const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Lines that end a run as failed at once.
-const FAILURES: &[&str] = &[
+pub(super) const FAILURES: &[&str] = &[
     "verdict FAIL",
     "MON|ERROR",
     "panicked",
@@ -207,7 +207,7 @@ fn run_checked(args: &[&str], is_qemu: bool) -> ExitCode {
 }
 
 impl super::Board {
-    fn qemu_binary(&self) -> &'static str {
+    pub(super) fn qemu_binary(&self) -> &'static str {
         if self.name.starts_with("x86_64") {
             "qemu-system-x86_64"
         } else {
@@ -215,10 +215,14 @@ impl super::Board {
         }
     }
 
-    /// The QEMU command line that boots `opts.loader_img()` on this board.
-    fn qemu_command(&self, opts: &Options, prereq: &Prerequisites) -> Command {
+    /// The QEMU command line that boots `img` (a `loader.img`) on this board.
+    pub(super) fn qemu_command(
+        &self,
+        opts: &Options,
+        prereq: &Prerequisites,
+        img: &std::path::Path,
+    ) -> Command {
         let mut cmd = Command::new(self.qemu_binary());
-        let img = opts.loader_img();
         if self.name.starts_with("x86_64") {
             let kernel = prereq
                 .sdk
@@ -274,7 +278,7 @@ impl super::Board {
 /// Boot the image and follow `script`; `echo` prints every console line (else only the steps
 /// and, on failure, the last lines).
 fn boot(opts: &Options, prereq: &Prerequisites, script: &[Step], echo: bool) -> Result<(), String> {
-    let mut cmd = opts.board.qemu_command(opts, prereq);
+    let mut cmd = opts.board.qemu_command(opts, prereq, &opts.loader_img());
     println!("boot: {cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())
@@ -290,7 +294,7 @@ fn boot(opts: &Options, prereq: &Prerequisites, script: &[Step], echo: bool) -> 
 }
 
 /// The child's stdout and stderr as lines, from reader threads.
-fn console_lines(child: &mut Child) -> Receiver<String> {
+pub(super) fn console_lines(child: &mut Child) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
         let tx = tx.clone();
