@@ -23,7 +23,7 @@ pub mod vm;
 pub mod vram;
 
 use ctx::{Bo, Ctx, Place, RmHandles, Win};
-use deps::{Peers, Pool};
+use deps::{Dma, Peers, Pool};
 use gpu_api::{BoDesc, BoId, ChanId, ClientId, CtxId, DeviceInfo, Fence, GpuError, GpuOps, Push};
 use gsp::fw::current::rm::{self as rmdef, ChannelClasses, RmClass, RmControl};
 use gsp::mmu::{PageSize, Pte, PteFlags, Target};
@@ -134,6 +134,53 @@ impl GpuServer {
             .ok_or(GpuError::NotFound)
     }
 
+    /// Give back everything the server holds — channels' method buffers, GART BOs and page
+    /// tables to alloc-server, BOs' VRAM to its windows — without an RM call: for when every RM
+    /// object is gone already (the GSP firmware was booted again, or the gsp PD restarted) and
+    /// the server is about to start over. Afterwards it holds nothing: no contexts, no table
+    /// pages, no VRAM in use. A free alloc-server refuses is only counted: that buffer stays
+    /// lost to this server, as it would be without this call.
+    pub fn release(&mut self, dma: &mut dyn Dma) -> Released {
+        let mut r = Released::default();
+        let mut give = |pool, buf| match dma.dma_free(pool, buf) {
+            Ok(()) => r.freed += 1,
+            Err(_) => r.refused += 1,
+        };
+        for ctx in self.ctxs.iter_mut().filter_map(Option::take) {
+            for chan in ctx.chans.iter().flatten() {
+                give(Pool::Server, chan.mthdbuf);
+            }
+            for bo in ctx.bos.iter().flatten() {
+                match bo.place {
+                    Place::Gart(buf) => give(Pool::Client(ctx.client), buf),
+                    Place::Vram {
+                        fb,
+                        win: Win::General,
+                    } => {
+                        let _ = self.vram.free(fb, bo.size);
+                    }
+                    Place::Vram {
+                        fb,
+                        win: Win::Client,
+                    } => {
+                        if let Some(w) = self
+                            .client_vram
+                            .get_mut(usize::from(ctx.client.0))
+                            .and_then(Option::as_mut)
+                        {
+                            let _ = w.free(fb, bo.size);
+                        }
+                    }
+                }
+            }
+        }
+        for (_, buf) in self.tables.iter() {
+            give(Pool::Server, *buf);
+        }
+        self.tables.clear();
+        r
+    }
+
     /// Borrow the server and its peers for one request.
     pub fn session<'a>(&'a mut self, peers: &'a mut dyn Peers) -> Session<'a> {
         Session {
@@ -141,6 +188,15 @@ impl GpuServer {
             p: peers,
         }
     }
+}
+
+/// What [`GpuServer::release`] gave back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Released {
+    /// DMA buffers alloc-server took back.
+    pub freed: u32,
+    /// DMA buffers it refused (lost).
+    pub refused: u32,
 }
 
 /// The server with its peers, for one request: implements [`GpuOps`].

@@ -413,3 +413,81 @@ fn ids_from_another_generation_are_context_lost_and_rm_failures_roll_back() {
         "channel objects given back"
     );
 }
+
+/// Two clients' worth of everything that holds DMA memory: contexts with page tables, channels
+/// (method buffers, VRAM kernel objects), GART and VRAM BOs.
+fn busy(w: &mut World) {
+    for client in [ClientId(0), ClientId(1)] {
+        let ctx = ops!(w).ctx_open(client).unwrap();
+        ops!(w).vm_init(ctx, 0x4000_0000, 0x100_0000).unwrap();
+        let gart = ops!(w).bo_new(ctx, 4, 0x4000, 0).unwrap();
+        ops!(w)
+            .vm_map(ctx, Some(gart.id), 0x10_0000, 0, 0x4000)
+            .unwrap();
+        ops!(w).bo_new(ctx, 2, 0x2000, 0).unwrap();
+        ops!(w).channel_alloc(ctx).unwrap();
+    }
+}
+
+#[test]
+fn starting_over_after_the_rm_objects_are_gone_gives_every_dma_buffer_back() {
+    let mut w = world();
+    busy(&mut w);
+    let held = w.f.dma.live.len();
+    let mut pools: Vec<Pool> = w.f.dma.live.values().map(|(p, _)| *p).collect();
+    pools.dedup();
+    for pool in [
+        Pool::Server,
+        Pool::Client(ClientId(0)),
+        Pool::Client(ClientId(1)),
+    ] {
+        assert!(pools.contains(&pool), "{pool:?} in use");
+    }
+    assert!(w.srv.table_pages() > 0 && w.srv.vram_used() > 0);
+    let rm_calls = w.f.rm.objects.len();
+
+    // The GSP firmware was booted again: RM objects are gone; the server starts over.
+    let released = w.srv.release(&mut w.f);
+    assert_eq!(
+        released,
+        gpu_server::Released {
+            freed: held as u32,
+            refused: 0
+        }
+    );
+    assert!(
+        w.f.dma.live.is_empty(),
+        "alloc-server holds nothing for gpu"
+    );
+    assert_eq!(
+        (w.srv.contexts(), w.srv.table_pages(), w.srv.vram_used()),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        w.f.rm.objects.len(),
+        rm_calls,
+        "no RM call for dead objects"
+    );
+
+    // A new server on the same alloc-server, doing the same work, holds the same again: over
+    // any number of restarts nothing piles up.
+    let f = std::mem::take(&mut w.f);
+    let mut w2 = world();
+    w2.f = f;
+    w2.f.rm.objects.clear();
+    busy(&mut w2);
+    assert_eq!(w2.f.dma.live.len(), held);
+}
+
+#[test]
+fn a_buffer_alloc_server_refuses_to_free_is_counted_and_the_rest_still_freed() {
+    let mut w = world();
+    busy(&mut w);
+    let held = w.f.dma.live.len();
+    // alloc-server no longer knows one of them (e.g. reclaimed it already).
+    let gone = *w.f.dma.live.keys().next().unwrap();
+    w.f.dma.live.remove(&gone);
+    let released = w.srv.release(&mut w.f);
+    assert_eq!((released.freed, released.refused), (held as u32 - 1, 1));
+    assert!(w.f.dma.live.is_empty());
+}

@@ -254,6 +254,27 @@ impl GpuPd {
     }
 }
 
+impl GpuPd {
+    /// Every RM object is gone (`why`): give back what the server holds (its DMA buffers to
+    /// alloc-server, which would otherwise keep them for this live PD for ever) and start over
+    /// with a new generation on the next request.
+    fn start_over(&mut self, k: &mut dyn Kernel, why: &str) {
+        self.generation = self.generation.wrapping_add(1);
+        let Some(mut srv) = self.srv.take() else {
+            log::info!("{}: {why}: every RM object is gone", k.pd_name());
+            return;
+        };
+        let r = srv.release(&mut Peers { k: &mut *k });
+        log::info!(
+            "{}: {why}: every RM object is gone; gave back {} DMA buffers ({} refused); starting \
+             over",
+            k.pd_name(),
+            r.freed,
+            r.refused
+        );
+    }
+}
+
 /// The GPU's PCI vendor and device ids, from pci-server's device list (gpu may list, not claim).
 fn pci_device(k: &mut dyn Kernel) -> (u16, u16) {
     let pci = pci_api::PciClient::new(channels::PCI);
@@ -284,12 +305,7 @@ impl Handler for GpuPd {
         // A gsp restart may be on the status page before its notification reaches us: never serve
         // a request with RM state from a previous GSP (its fences and channels are gone).
         if self.srv.is_some() && !self.watch.moved(&self.status).is_empty() {
-            log::info!(
-                "{}: gsp restarted: every RM object is gone; starting over",
-                k.pd_name()
-            );
-            self.srv = None;
-            self.generation = self.generation.wrapping_add(1);
+            self.start_over(k, "gsp restarted");
         }
         let mut mrs = k.mrs().clone();
         let reply = match self.start(k) {
@@ -319,20 +335,9 @@ impl Handler for GpuPd {
                 h.state == GspState::Running as u32 && Some(h.generation) == self.gsp_boot
             });
         if restarted {
-            log::info!(
-                "{}: gsp restarted: every RM object is gone; starting over",
-                k.pd_name()
-            );
+            self.start_over(k, "gsp restarted");
         } else if rebooted {
-            log::info!(
-                "{}: the GSP firmware crashed or was booted again: every RM object is gone; \
-                 starting over",
-                k.pd_name()
-            );
-        }
-        if restarted || rebooted {
-            self.srv = None;
-            self.generation = self.generation.wrapping_add(1);
+            self.start_over(k, "the GSP firmware crashed or was booted again");
         }
     }
 }
