@@ -110,6 +110,17 @@ impl GpuServer {
                 .sum::<u64>()
     }
 
+    /// What the server holds for others, for leak checks ([`pd_core::Handler::usage`]): VRAM
+    /// pages allocated from its windows (BOs and channels' kernel objects; the server itself
+    /// holds none permanently). DMA pages are alloc-server's to count (it grants them), so
+    /// they are 0 here rather than counted twice.
+    pub fn usage(&self) -> pd_core::Usage {
+        pd_core::Usage {
+            dma_pages: 0,
+            vram_pages: self.vram_used() / vram::PAGE,
+        }
+    }
+
     /// Page-table pages held.
     pub fn table_pages(&self) -> usize {
         self.tables.len()

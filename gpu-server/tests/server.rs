@@ -491,3 +491,26 @@ fn a_buffer_alloc_server_refuses_to_free_is_counted_and_the_rest_still_freed() {
     assert_eq!((released.freed, released.refused), (held as u32 - 1, 1));
     assert!(w.f.dma.live.is_empty());
 }
+
+#[test]
+fn usage_counts_the_vram_pages_held_and_leaves_dma_to_alloc_server() {
+    let mut w = world();
+    assert_eq!(w.srv.usage(), pd_core::Usage::default());
+    let ctx = ops!(w).ctx_open(ClientId(0)).unwrap();
+    ops!(w).vm_init(ctx, 0x4000_0000, 0x100_0000).unwrap();
+    let bo = ops!(w).bo_new(ctx, 2, 0x3000, 0).unwrap();
+    ops!(w).bo_new(ctx, 4, 0x4000, 0).unwrap();
+    let u = w.srv.usage();
+    assert_eq!(
+        (u.vram_pages, u.dma_pages),
+        (3, 0),
+        "the VRAM BO; GART is DMA"
+    );
+    ops!(w).channel_alloc(ctx).unwrap();
+    let with_chan = w.srv.usage().vram_pages;
+    assert!(with_chan > 3, "a channel's kernel objects are VRAM");
+    ops!(w).bo_free(ctx, bo.id).unwrap();
+    assert_eq!(w.srv.usage().vram_pages, with_chan - 3);
+    ops!(w).ctx_close(ctx).unwrap();
+    assert_eq!(w.srv.usage(), pd_core::Usage::default());
+}

@@ -20,7 +20,7 @@ use gsp::regs::{Mmio, MmioError};
 use gsp_api::{GspClient, GspError, GspState, RmAlloc, RmControl};
 use pd_core::shm::ReadOnly;
 use pd_core::shm::Region;
-use pd_core::{ChannelSet, Handler, Kernel, MessageInfo};
+use pd_core::{ChannelSet, Handler, Kernel, MessageInfo, Usage};
 
 /// Pools as alloc-server numbers them: the order alloc maps them in system.xml.
 fn pool_id(pool: Pool) -> PoolId {
@@ -339,5 +339,10 @@ impl Handler for GpuPd {
         } else if rebooted {
             self.start_over(k, "the GSP firmware crashed or was booted again");
         }
+    }
+
+    /// VRAM pages gpu-server has allocated (none before it starts); DMA is alloc-server's count.
+    fn usage(&self) -> Option<Usage> {
+        Some(self.srv.as_ref().map(GpuServer::usage).unwrap_or_default())
     }
 }

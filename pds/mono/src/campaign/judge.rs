@@ -697,6 +697,44 @@ mod tests {
     }
 
     #[test]
+    fn vram_gpu_server_still_holds_at_the_end_is_a_leak_like_dma() {
+        // Leaks do not depend on the run's fault: only on the usage asked for before the first
+        // fault and after the end.
+        let s = session(&[(Kind::GspCrash, "gsp_model")]);
+        let ok = "ok 50 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1";
+        let log = [
+            "alloc: warning: fault injected: report at +270000us (entry 0)".to_owned(),
+            "alloc: usage dma-pages 40 vram-pages 0".to_owned(),
+            "gpu: warning: fault injected: report at +270100us (entry 0)".to_owned(),
+            "gpu: usage dma-pages 0 vram-pages 10".to_owned(),
+            format!("client0: window 1 {ok}"),
+            format!("client1: window 1 {ok}"),
+            "alloc: warning: fault injected: report at +460000us (entry 2)".to_owned(),
+            "alloc: usage dma-pages 40 vram-pages 0".to_owned(),
+            "gpu: warning: fault injected: report at +460100us (entry 2)".to_owned(),
+            "gpu: usage dma-pages 0 vram-pages 13".to_owned(),
+        ];
+        let log: Vec<&str> = log.iter().map(String::as_str).collect();
+        let (_, summary) = judge(&s, Composition::Isolated, &out(&log, Exit::Code(0)));
+        assert_eq!(
+            (
+                summary.leaked_dma_pages,
+                summary.leaked_vram_pages,
+                summary.usage_sources.clone()
+            ),
+            (0, 3, vec!["alloc".to_owned(), "gpu".to_owned()])
+        );
+        let c = Campaign {
+            sessions: vec![summary],
+            ..Campaign::default()
+        };
+        assert_eq!(
+            crate::campaign::report::leaked_pages(&c, Composition::Isolated),
+            3
+        );
+    }
+
+    #[test]
     fn blast_radius_unserved_errors_canaries_and_spoiled_windows_are_caught() {
         let s = session(&[
             (Kind::Hang, "gsp"),
