@@ -15,6 +15,7 @@ pub mod bringup;
 pub mod device;
 pub mod firmware;
 pub mod service;
+pub mod throttle;
 
 pub use service::GspPd;
 

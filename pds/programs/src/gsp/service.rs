@@ -8,13 +8,14 @@
 //! and gpu-server is notified (every RM object is gone; it starts over). Then, once the event
 //! that found it is handled (a timer), the PD boots the GPU again in place: it gives the GPU
 //! back to pci-server, which resets it (FLR), frees its DMA buffers and brings it up from
-//! scratch, with a new `Health::generation` (`MAX_REBOOTS` times per PD instance). A dead PD
+//! scratch, with a new `Health::generation` (at a rate: [`super::throttle`]). A dead PD
 //! is the supervisor's business: the restarted instance does the same from its `init`.
 //!
 //! Events GSP-RM raises (robust-channel errors, MMU faults, posted events, Xids) are queued for
 //! gpu-server (`next_event`), which is notified; a full queue drops the newest and counts it.
 use super::bringup::{self, BringUpError, Held};
 use super::device::Device;
+use super::throttle::{self, Throttle};
 use crate::sys::gsp::channels;
 use gsp::boot::BootTraceRing;
 use gsp::chip::Chipset;
@@ -32,9 +33,6 @@ use pd_core::{ChannelSet, Handler, Kernel, MessageInfo};
 pub const RX_BYTES: usize = rpc::MIN_RX_BUFFER;
 /// Events queued for gpu-server.
 const EVENTS: usize = 32;
-/// In-place boots after crashes one PD instance attempts (a firmware that crashes every time
-/// must not keep the PD booting forever).
-const MAX_REBOOTS: u32 = 3;
 
 /// A recovery decision or state change of the gsp PD (house rule 10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +101,8 @@ pub struct GspPd {
     /// This PD instance's generation (status page) and its boots so far: `Health::generation`.
     instance: u32,
     boots: u32,
+    /// The in-place reboots' rate limit.
+    throttle: Throttle,
 }
 
 impl GspPd {
@@ -132,6 +132,7 @@ impl GspPd {
             held: Held::default(),
             instance,
             boots: 0,
+            throttle: Throttle::default(),
         }
     }
 
@@ -194,10 +195,11 @@ impl GspPd {
         if !core::mem::take(&mut self.st.reboot_due) {
             return;
         }
-        if self.boots > MAX_REBOOTS {
+        if !self.throttle.allow(k.now_ns()) {
             log::error!(
-                "gsp: the firmware crashed after each of {} boots; not booting it again",
-                self.boots
+                "gsp: the firmware crashed {} times within {} s; not booting it again",
+                throttle::MAX_REBOOTS + 1,
+                throttle::WINDOW_NS / 1_000_000_000
             );
             return;
         }
@@ -616,6 +618,7 @@ mod tests {
         cleared: Vec<u32>,
         notified: Vec<Channel>,
         timer: Option<u64>,
+        now: u64,
     }
 
     impl Kernel for Fake {
@@ -651,7 +654,7 @@ mod tests {
             &mut self.mrs
         }
         fn now_ns(&self) -> u64 {
-            0
+            self.now
         }
         fn set_timeout(&mut self, at_ns: u64) -> Result<(), IpcError> {
             self.timer = Some(at_ns);
@@ -855,5 +858,38 @@ mod tests {
         // A request on another channel is refused.
         let reply = pd.protected(&mut k, channels::PCI, MessageInfo::new(4, 0));
         assert_eq!(reply.label(), GspError::BadRequest.code());
+    }
+
+    #[test]
+    fn in_place_reboots_are_rate_limited_not_counted_for_ever() {
+        let mut pd = running();
+        let mut k = Fake::default();
+        // Crash, then the timer boots the GPU again (the fake device fails the new boot: set
+        // it running again for the next crash).
+        let crash_at = |pd: &mut GspPd, k: &mut Fake, now: u64| {
+            k.now = now;
+            pd.st.health.state = GspState::Running as u32;
+            pd.st.crash(CrashCause::Halted);
+            pd.timeout(k);
+            pd.health()
+        };
+        // Crashes a few seconds apart, far more than the burst: each is booted again.
+        let mut boots = 0;
+        for i in 1..=3 * throttle::MAX_REBOOTS as u64 {
+            let h = crash_at(&mut pd, &mut k, i * 4_000_000_000);
+            boots += 1;
+            assert_eq!(h.generation, boot_generation(3, boots), "crash {i}");
+            assert_eq!(h.state, GspState::BootFailed as u32);
+        }
+        // A crash loop: the burst is booted again, the one past it is not.
+        let t0 = 1_000_000_000_000;
+        for i in 0..throttle::MAX_REBOOTS as u64 {
+            let h = crash_at(&mut pd, &mut k, t0 + i * 100_000_000);
+            boots += 1;
+            assert_eq!(h.generation, boot_generation(3, boots), "loop crash {i}");
+        }
+        let h = crash_at(&mut pd, &mut k, t0 + 500_000_000);
+        assert_eq!(h.generation, boot_generation(3, boots), "not booted again");
+        assert_eq!(h.state, GspState::Crashed as u32);
     }
 }
