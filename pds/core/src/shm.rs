@@ -356,10 +356,11 @@ mod xor {
             // SAFETY: the caller's contract.
             return u64::from_le(unsafe { words::<COPY>(src, dst, len) });
         }
-        // Align the stores (without COPY, the loads) to the vector size: an access that splits
-        // a cache line costs about two, and ring payloads start at odd multiples of 8.
+        // Align the stores (without COPY, the loads) to a cache line, the widest vector: an
+        // access that splits a cache line costs about two, and ring payloads start at odd
+        // multiples of 8.
         let anchor = if COPY { dst as usize } else { src as usize };
-        let head = (anchor.wrapping_neg() % 32).min(len);
+        let head = (anchor.wrapping_neg() % 64).min(len);
         let body = (len - head) - (len - head) % BLOCK;
         let (mid, tail) = (head, head + body);
         // SAFETY: the three spans [0, head), [head, tail), [tail, len) are inside both buffers
@@ -415,12 +416,13 @@ mod xor {
     /// As [`run`].
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     unsafe fn blocks<const COPY: bool>(src: *const u8, dst: *mut u8, len: usize) -> u64 {
-        if cpu::has_avx2() {
+        match cpu::level() {
+            // SAFETY: the CPU and the OS support AVX-512F (checked); the caller's contract.
+            cpu::Level::Avx512 => unsafe { blocks_avx512::<COPY>(src, dst, len) },
             // SAFETY: the CPU and the OS support AVX2 (checked); the caller's contract.
-            unsafe { blocks_avx2::<COPY>(src, dst, len) }
-        } else {
+            cpu::Level::Avx2 => unsafe { blocks_avx2::<COPY>(src, dst, len) },
             // SAFETY: the caller's contract.
-            unsafe { blocks_sse2::<COPY>(src, dst, len) }
+            cpu::Level::Sse2 => unsafe { blocks_sse2::<COPY>(src, dst, len) },
         }
     }
 
@@ -472,12 +474,20 @@ mod xor {
 
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     use core::arch::x86_64::{
-        __m128i, __m256i, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_xor_si256,
-        _mm_loadu_si128, _mm_storeu_si128, _mm_xor_si128,
+        __m128i, __m256i, __m512i, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_xor_si256,
+        _mm512_loadu_si512, _mm512_storeu_si512, _mm512_xor_si512, _mm_loadu_si128,
+        _mm_storeu_si128, _mm_xor_si128,
     };
     #[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
     use core::ops::BitXor;
 
+    kernel!(
+        /// AVX-512F: what glibc's `memcpy` uses where the CPU has it, so the fused copy keeps
+        /// pace with the `memcpy` it is measured against (`cargo xtask bench gspq`).
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        #[target_feature(enable = "avx512f")]
+        blocks_avx512: __m512i, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_xor_si512
+    );
     kernel!(
         /// AVX2: reading from L2 it moves twice the bytes per load of SSE2 (validating a 256 KiB
         /// payload in place is 25% faster).
@@ -500,26 +510,37 @@ mod xor {
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     use portable as blocks;
 
-    /// Whether AVX2 may be used, found once with CPUID and XGETBV (as `std`'s
-    /// `is_x86_feature_detected!` does, which a `no_std` crate cannot use): the CPU must have it
-    /// and the OS must save the YMM registers on a switch (XCR0 bits 1 and 2). A kernel that
-    /// does not enable them (seL4 by default saves x87 and SSE state only) gets SSE2.
+    /// The widest vectors that may be used, found once with CPUID and XGETBV (as `std`'s
+    /// `is_x86_feature_detected!` does, which a `no_std` crate cannot use): the CPU must have
+    /// them and the OS must save their registers on a switch (XCR0: bits 1-2 for YMM, 5-7 for
+    /// ZMM and the mask registers). A kernel that does not enable them (seL4 by default saves
+    /// x87 and SSE state only) gets SSE2.
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     pub(super) mod cpu {
         use core::arch::x86_64::{__cpuid_count, _xgetbv, CpuidResult};
         use core::sync::atomic::{AtomicU8, Ordering};
 
-        /// 0: not looked yet; 1: no; 2: yes.
-        static AVX2: AtomicU8 = AtomicU8::new(0);
+        /// A vector width the kernels have.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(in super::super) enum Level {
+            Sse2 = 1,
+            Avx2 = 2,
+            Avx512 = 3,
+        }
 
-        pub(in super::super) fn has_avx2() -> bool {
-            match AVX2.load(Ordering::Relaxed) {
-                0 => {
-                    let yes = detect();
-                    AVX2.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-                    yes
+        /// 0: not looked yet; otherwise a [`Level`].
+        static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+        pub(in super::super) fn level() -> Level {
+            match LEVEL.load(Ordering::Relaxed) {
+                3 => Level::Avx512,
+                2 => Level::Avx2,
+                1 => Level::Sse2,
+                _ => {
+                    let found = detect();
+                    LEVEL.store(found as u8, Ordering::Relaxed);
+                    found
                 }
-                v => v == 2,
             }
         }
 
@@ -531,14 +552,21 @@ mod xor {
             }
         }
 
-        fn detect() -> bool {
+        fn detect() -> Level {
             let leaf1 = cpuid(1);
             let (osxsave, avx) = (leaf1.ecx & (1 << 27) != 0, leaf1.ecx & (1 << 28) != 0);
-            // SAFETY: OSXSAVE says the OS enabled XSAVE, so XGETBV is available.
-            if !(osxsave && avx) || unsafe { xcr0() } & 0b110 != 0b110 {
-                return false;
+            if !(osxsave && avx) || cpuid(0).eax < 7 {
+                return Level::Sse2;
             }
-            cpuid(0).eax >= 7 && cpuid(7).ebx & (1 << 5) != 0
+            // SAFETY: OSXSAVE says the OS enabled XSAVE, so XGETBV is available.
+            let xcr0 = unsafe { xcr0() };
+            let leaf7 = cpuid(7).ebx;
+            let (avx2, avx512f) = (leaf7 & (1 << 5) != 0, leaf7 & (1 << 16) != 0);
+            match (xcr0 & 0b110 == 0b110, xcr0 & 0b1110_0000 == 0b1110_0000) {
+                (true, true) if avx512f => Level::Avx512,
+                (true, _) if avx2 => Level::Avx2,
+                _ => Level::Sse2,
+            }
         }
 
         /// # Safety
@@ -688,10 +716,17 @@ mod tests {
             };
             assert_eq!((x1, &d1), (x2, &d2));
             assert_eq!(u64::from_le(x1), naive_xor(&src));
-            if xor::cpu::has_avx2() {
+            let level = xor::cpu::level();
+            if level != xor::cpu::Level::Sse2 {
                 // SAFETY: as above; AVX2 is supported (checked).
                 let x3 = unsafe { xor::blocks_avx2::<true>(src.as_ptr(), d3.as_mut_ptr(), n) };
                 assert_eq!((x1, &d1), (x3, &d3));
+            }
+            if level == xor::cpu::Level::Avx512 {
+                d3.fill(0);
+                // SAFETY: as above; AVX-512F is supported (checked).
+                let x4 = unsafe { xor::blocks_avx512::<true>(src.as_ptr(), d3.as_mut_ptr(), n) };
+                assert_eq!((x1, &d1), (x4, &d3));
             }
         }
     }
