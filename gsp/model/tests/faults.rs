@@ -61,12 +61,13 @@ fn crash_reports_os_error_log_and_halt() {
     assert_eq!(d.model().phase(), gsp_model::boot::Phase::Halted);
 }
 
-/// A knob that spoils one reply: the driver rejects it as `trace` says (so the call times out),
-/// counts it once, and the next call goes through.
+/// A knob that spoils one reply: the driver rejects it as `trace` says (so the call fails as
+/// `ReplyLost`, soon: not after the 4 s reply timeout), counts it once, and the next call goes
+/// through.
 fn rejected_then_recovers(fault: Fault, trace: QueueTrace) {
     let mut d = booted();
     d.model().set_fault(fault);
-    assert_eq!(call(&mut d), Err(RpcError::Timeout), "{fault:?}");
+    assert_eq!(call(&mut d), Err(RpcError::ReplyLost), "{fault:?}");
     assert_eq!(rx_count(&mut d, trace), 1, "{fault:?}");
     assert_eq!(call(&mut d), Ok(common::FB_SIZE), "{fault:?}");
     assert_eq!(rx_count(&mut d, trace), 1, "{fault:?}");
