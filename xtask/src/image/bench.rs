@@ -204,7 +204,7 @@ fn bench(opts: &Options, prereq: &Prerequisites) -> Result<bool, String> {
     let same = runs[0] == runs[1];
 
     println!(
-        "\nseL4 bench, {} (QEMU -icount shift=0: 1 ns = 1 guest instruction)",
+        "\nseL4 bench, {} (QEMU -icount shift=0,sleep=off: 1 ns = 1 guest instruction)",
         opts.board.name
     );
     println!(
