@@ -90,9 +90,14 @@ pub struct Composition<'h, 'r, const N: usize> {
     slots: [Slot<'h>; N],
     routes: &'r [Route],
     clock: fn() -> u64,
+    /// Where a PD's `Kernel::region_paddr` asks (PD name, region); `None`: nowhere (hosted).
+    paddr: Option<Paddr>,
     /// Registers handed out for an out-of-range PD index (never used by a valid kernel view).
     spare: MessageRegisters,
 }
+
+/// The platform's `setvar region_paddr` table, by PD name and region name.
+pub type Paddr = fn(pd: &str, region: &str) -> Option<u64>;
 
 impl<'h, 'r, const N: usize> Composition<'h, 'r, N> {
     /// A composition of `slots` (index = PD index in `routes`), with a monotonic `clock` in ns.
@@ -101,7 +106,17 @@ impl<'h, 'r, const N: usize> Composition<'h, 'r, N> {
             slots,
             routes,
             clock,
+            paddr: None,
             spare: MessageRegisters::default(),
+        }
+    }
+
+    /// The composition with every PD's [`Kernel::region_paddr`] answered by `paddr` (with the
+    /// PD's own name): the seL4 driver PD passes the addresses the Microkit tool patched in.
+    pub fn with_paddrs(self, paddr: Paddr) -> Self {
+        Self {
+            paddr: Some(paddr),
+            ..self
         }
     }
 
@@ -123,6 +138,7 @@ impl<'h, 'r, const N: usize> Composition<'h, 'r, N> {
             slots,
             routes,
             clock,
+            paddr,
             spare,
         } = self;
         let mut slots = slots.map(|s| Slot {
@@ -141,6 +157,7 @@ impl<'h, 'r, const N: usize> Composition<'h, 'r, N> {
             slots,
             routes,
             clock,
+            paddr,
             spare,
         }
     }
@@ -315,6 +332,10 @@ impl<const N: usize> Kernel for PdKernel<'_, '_, '_, N> {
         (self.comp.clock)()
     }
 
+    fn region_paddr(&self, region: &str) -> Option<u64> {
+        (self.comp.paddr?)(self.pd_name(), region)
+    }
+
     fn set_timeout(&mut self, at_ns: u64) -> Result<(), IpcError> {
         let slot = self
             .comp
@@ -443,6 +464,15 @@ mod tests {
         );
         assert_eq!(kb.notify(Channel::new(1)), Err(IpcError::NoNotifyRight));
         assert_eq!(kb.now_ns(), 7);
+        assert_eq!(kb.region_paddr("dma"), None, "no table: hosted");
+        let mut comp =
+            comp.with_paddrs(|pd, region| (pd == "b" && region == "dma").then_some(0x4000));
+        assert_eq!(comp.kernel(1).region_paddr("dma"), Some(0x4000));
+        assert_eq!(
+            comp.kernel(0).region_paddr("dma"),
+            None,
+            "asked with the PD's own name"
+        );
     }
 
     /// Counts timeouts, re-arms once, reports a verdict on the second.
