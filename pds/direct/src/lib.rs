@@ -170,6 +170,16 @@ impl<'h, 'r, const N: usize> Composition<'h, 'r, N> {
         }
     }
 
+    /// The composition's clock, in nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// PD `pd`'s physical address of `region`, as its `Kernel::region_paddr` answers.
+    pub fn region_paddr(&self, pd: usize, region: &str) -> Option<u64> {
+        (self.paddr?)(self.slots.get(pd)?.name, region)
+    }
+
     /// The verdict PD `pd` reported, if any.
     pub fn verdict(&self, pd: usize) -> Option<Verdict> {
         self.slots.get(pd).and_then(|s| s.verdict)
@@ -333,7 +343,7 @@ impl<const N: usize> Kernel for PdKernel<'_, '_, '_, N> {
     }
 
     fn region_paddr(&self, region: &str) -> Option<u64> {
-        (self.comp.paddr?)(self.pd_name(), region)
+        self.comp.region_paddr(self.me, region)
     }
 
     fn set_timeout(&mut self, at_ns: u64) -> Result<(), IpcError> {

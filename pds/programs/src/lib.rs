@@ -20,7 +20,8 @@
 //!
 //! Besides the PDs of `system.xml`: [`drm_job`] (the DRM work a client does, shared by the demo
 //! clients and the benchmark), [`bench_client`] (the ioctl benchmark's client PD), [`bench_ipc`]
-//! (the seL4 bench image's extra PDs: IPC loops), [`status`] (the
+//! (the seL4 bench image's extra PDs: IPC loops), `campaign_client` (the fault campaign's client
+//! PD, feature `fault-injection`), [`status`] (the
 //! supervisor's status page), [`deaths`] and [`phys`] (helpers of the servers' PD glue).
 #![no_std]
 #![deny(unsafe_code)]
@@ -35,8 +36,11 @@ pub mod sys;
 pub mod alloc;
 pub mod bench_client;
 pub mod bench_ipc;
+#[cfg(feature = "fault-injection")]
+pub mod campaign_client;
 pub mod client;
 pub mod client_ext;
+pub mod drivers;
 pub mod drm;
 pub mod drm_job;
 pub mod gpu;
