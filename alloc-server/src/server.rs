@@ -35,6 +35,8 @@ pub(crate) struct Account {
     grants: u32,
     /// The supervisor's generation of this PD when last observed.
     generation: Option<u32>,
+    /// The latest buffer granted to this caller ([`AllocServer::abandon`] takes it back).
+    last_grant: Option<DmaHandle>,
 }
 
 /// What a reclaim took back.
@@ -231,6 +233,7 @@ impl AllocServer {
                 reclaims: 0,
                 grants: 0,
                 generation: None,
+                last_grant: None,
             };
             clients
                 .push(account)
@@ -420,8 +423,29 @@ impl AllocServer {
         account.charged_bytes += bytes(pages);
         account.charged_buffers += 1;
         account.allocs += 1;
-        self.account_mut(caller)?.held_buffers += 1;
+        let holder = self.account_mut(caller)?;
+        holder.held_buffers += 1;
+        holder.last_grant = Some(handle);
         Ok(Allocation { handle, ..grant })
+    }
+
+    /// Take back `caller`'s latest grant, because its reply reached the caller garbled (the
+    /// caller cannot trust the handle it got, so it names the grant by its own order of calls).
+    /// The buffer is zeroed and freed as by its holder.
+    ///
+    /// # Errors
+    /// `NothingToAbandon` when the caller has no live latest grant (none made, or freed since).
+    pub fn abandon(&mut self, caller: ClientId) -> Result<(), AllocError> {
+        let handle = self
+            .account_mut(caller)?
+            .last_grant
+            .take()
+            .ok_or(AllocError::NothingToAbandon)?;
+        let (index, live) = self
+            .slots
+            .lookup(handle, caller)
+            .map_err(|_| AllocError::NothingToAbandon)?;
+        self.release(index, live, Release::Freed, true)
     }
 
     /// Free the buffer `handle` names; `offset` must be the one it was granted at. The memory is
@@ -539,6 +563,7 @@ impl AllocServer {
             Request::Free { handle, offset } => {
                 self.free(caller, handle, offset).map(|()| Reply::Freed)
             }
+            Request::Abandon => self.abandon(caller).map(|()| Reply::Freed),
             Request::PoolUsage { pool } => {
                 let usage = self.pool_usage(pool)?;
                 if !self.granted(caller, pool) {

@@ -214,6 +214,16 @@ impl<'q> DmaClient<'q> {
         Ok(report)
     }
 
+    /// A grant's reply was garbled: have the server take the grant back, if it made one (the
+    /// handle in the reply cannot be trusted, so the free path cannot return it).
+    fn abandon(&mut self, k: &mut dyn Kernel) {
+        match self.call(k, Request::Abandon) {
+            Ok(_) => log::warn!("alloc-api: a garbled grant was abandoned"),
+            Err(DmaError::Server(AllocError::NothingToAbandon)) => {}
+            Err(e) => log::error!("alloc-api: abandoning a garbled grant failed: {e}"),
+        }
+    }
+
     /// Flush, then allocate `size` bytes from `pool` (the common path of every allocation).
     fn alloc_raw(
         &mut self,
@@ -225,11 +235,17 @@ impl<'q> DmaClient<'q> {
         self.flush(k)?;
         self.frees.reserve()?;
         let a = match self.call(k, Request::Alloc { pool, size, align }) {
-            Ok(Reply::Allocated(a)) => Ok(a),
-            Ok(_) => Err(DmaError::BadReply),
-            Err(e) => Err(e),
-        }
-        .inspect_err(|_| self.frees.unreserve())?;
+            Ok(Reply::Allocated(a)) => a,
+            Ok(_) | Err(DmaError::BadReply) => {
+                self.frees.unreserve();
+                self.abandon(k);
+                return Err(DmaError::BadReply);
+            }
+            Err(e) => {
+                self.frees.unreserve();
+                return Err(e);
+            }
+        };
         let raw = RawBuffer {
             alloc: a,
             pool,

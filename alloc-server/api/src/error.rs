@@ -47,6 +47,8 @@ pub enum AllocError {
     NoSuchClient = 18,
     /// The server found its own state inconsistent and refused the request (a server bug).
     Internal = 19,
+    /// An abandon found no grant of the caller's to take back (none made, or already freed).
+    NothingToAbandon = 20,
 }
 
 impl TryFrom<u64> for AllocError {
@@ -55,7 +57,7 @@ impl TryFrom<u64> for AllocError {
     /// The error for a reply label; the label itself when it is no error code.
     fn try_from(code: u64) -> Result<Self, u64> {
         use AllocError::*;
-        const ALL: [AllocError; 19] = [
+        const ALL: [AllocError; 20] = [
             BadOpcode,
             BadLength,
             UnknownCaller,
@@ -75,6 +77,7 @@ impl TryFrom<u64> for AllocError {
             OffsetMismatch,
             NoSuchClient,
             Internal,
+            NothingToAbandon,
         ];
         ALL.iter().copied().find(|&e| e as u64 == code).ok_or(code)
     }
@@ -102,6 +105,7 @@ impl fmt::Display for AllocError {
             Self::OffsetMismatch => "offset does not match handle",
             Self::NoSuchClient => "no such client",
             Self::Internal => "server state inconsistent",
+            Self::NothingToAbandon => "no grant to abandon",
         };
         f.write_str(s)
     }

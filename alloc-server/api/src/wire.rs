@@ -3,12 +3,19 @@
 //!
 //! | label | request MRs                         | reply MRs (label 0)                        |
 //! |-------|-------------------------------------|--------------------------------------------|
-//! | 1     | `[pool, size, align]`               | `[handle, offset, device_addr, size]`      |
+//! | 1     | `[pool, size, align]`               | `[handle, offset, device_addr, size, check]` |
 //! | 2     | `[handle, offset]`                  | `[]`                                       |
 //! | 3     | `[pool]`                            | [`PoolUsage`] as 8 words                   |
 //! | 4     | `[client or CALLER]`                | [`ClientUsage`] as 8 words                 |
+//! | 5     | `[]`                                | `[]`                                       |
 //!
 //! A failed request is answered with the [`AllocError`] code as the label and no registers.
+//!
+//! A grant carries a check word ([`grant_check`]) over its four fields, so a caller notices a
+//! reply a faulty server garbled and does not hand the device an address it was not granted.
+//! It then abandons the grant (label 5: "take back the grant you just made me"), which names
+//! the buffer by the caller's own request order, not by anything in the garbled reply, so the
+//! buffer is not lost either.
 
 use crate::{AllocError, ClientId, DmaHandle, PoolId, MAX_ALIGN, PAGE_SIZE};
 use pd_core::{MessageInfo, MessageRegisters};
@@ -26,6 +33,8 @@ pub enum Opcode {
     PoolUsage = 3,
     /// Totals of one client (the caller itself with [`CALLER`]).
     ClientUsage = 4,
+    /// Take back the caller's latest grant (its reply arrived garbled).
+    Abandon = 5,
 }
 
 impl TryFrom<u64> for Opcode {
@@ -37,6 +46,7 @@ impl TryFrom<u64> for Opcode {
             2 => Ok(Self::Free),
             3 => Ok(Self::PoolUsage),
             4 => Ok(Self::ClientUsage),
+            5 => Ok(Self::Abandon),
             _ => Err(AllocError::BadOpcode),
         }
     }
@@ -49,6 +59,7 @@ impl Opcode {
             Self::Alloc => 3,
             Self::Free => 2,
             Self::PoolUsage | Self::ClientUsage => 1,
+            Self::Abandon => 0,
         }
     }
 }
@@ -85,6 +96,8 @@ pub enum Request {
         /// The client, or the caller.
         client: Option<ClientId>,
     },
+    /// Take back the caller's latest grant, still live and never freed.
+    Abandon,
 }
 
 impl Request {
@@ -95,6 +108,7 @@ impl Request {
             Self::Free { .. } => Opcode::Free,
             Self::PoolUsage { .. } => Opcode::PoolUsage,
             Self::ClientUsage { .. } => Opcode::ClientUsage,
+            Self::Abandon => Opcode::Abandon,
         }
     }
 
@@ -105,6 +119,7 @@ impl Request {
             Self::Free { handle, offset } => [handle.raw(), offset, 0],
             Self::PoolUsage { pool } => [pool.index().into(), 0, 0],
             Self::ClientUsage { client } => [client.map_or(CALLER, |c| c.index().into()), 0, 0],
+            Self::Abandon => [0; 3],
         };
         let op = self.opcode();
         put_words(mrs, &words);
@@ -142,6 +157,7 @@ impl Request {
                     id => Some(ClientId::try_from(id).map_err(|_| AllocError::NoSuchClient)?),
                 },
             }),
+            Opcode::Abandon => Ok(Self::Abandon),
         }
     }
 }
@@ -181,7 +197,7 @@ pub struct Allocation {
 pub enum Reply {
     /// To [`Request::Alloc`].
     Allocated(Allocation),
-    /// To [`Request::Free`].
+    /// To [`Request::Free`] and [`Request::Abandon`].
     Freed,
     /// To [`Request::PoolUsage`].
     Pool(PoolUsage),
@@ -196,13 +212,22 @@ impl Reply {
     /// Write the reply into `mrs` and return its message info (label 0 = success).
     pub fn encode(&self, mrs: &mut MessageRegisters) -> MessageInfo {
         let words: [u64; USAGE_WORDS] = match *self {
-            Self::Allocated(a) => [a.handle.raw(), a.offset, a.device_addr, a.size, 0, 0, 0, 0],
+            Self::Allocated(a) => [
+                a.handle.raw(),
+                a.offset,
+                a.device_addr,
+                a.size,
+                grant_check(&a),
+                0,
+                0,
+                0,
+            ],
             Self::Freed => [0; USAGE_WORDS],
             Self::Pool(u) => zerocopy::transmute!(u),
             Self::Client(u) => zerocopy::transmute!(u),
         };
         let count = match self {
-            Self::Allocated(_) => 4,
+            Self::Allocated(_) => GRANT_WORDS,
             Self::Freed => 0,
             Self::Pool(_) | Self::Client(_) => USAGE_WORDS,
         };
@@ -214,7 +239,8 @@ impl Reply {
     ///
     /// # Errors
     /// `Err(Some(e))` when the server refused the request with error `e`; `Err(None)` when the
-    /// reply is malformed (unknown error code, wrong register count).
+    /// reply is malformed (unknown error code, wrong register count, a grant whose check word
+    /// does not match).
     pub fn decode(
         op: Opcode,
         msg: MessageInfo,
@@ -224,8 +250,8 @@ impl Reply {
             return Err(AllocError::try_from(msg.label()).ok());
         }
         let expected = match op {
-            Opcode::Alloc => 4,
-            Opcode::Free => 0,
+            Opcode::Alloc => GRANT_WORDS,
+            Opcode::Free | Opcode::Abandon => 0,
             Opcode::PoolUsage | Opcode::ClientUsage => USAGE_WORDS,
         };
         if msg.count() != expected {
@@ -236,17 +262,38 @@ impl Reply {
             *w = mrs.get(i);
         }
         Ok(match op {
-            Opcode::Alloc => Self::Allocated(Allocation {
-                handle: DmaHandle::from_raw(words[0]),
-                offset: words[1],
-                device_addr: words[2],
-                size: words[3],
-            }),
-            Opcode::Free => Self::Freed,
+            Opcode::Alloc => {
+                let a = Allocation {
+                    handle: DmaHandle::from_raw(words[0]),
+                    offset: words[1],
+                    device_addr: words[2],
+                    size: words[3],
+                };
+                if words[4] != grant_check(&a) {
+                    return Err(None);
+                }
+                Self::Allocated(a)
+            }
+            Opcode::Free | Opcode::Abandon => Self::Freed,
             Opcode::PoolUsage => Self::Pool(zerocopy::transmute!(words)),
             Opcode::ClientUsage => Self::Client(zerocopy::transmute!(words)),
         })
     }
+}
+
+/// Reply words of a grant: its four fields and the check word.
+const GRANT_WORDS: usize = 5;
+
+/// The check word of a grant: FNV-1a over its four fields' bytes. Not a defence against a
+/// malicious server (it could compute it), but any garbling of the registers in between shows.
+pub fn grant_check(a: &Allocation) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    [a.handle.raw(), a.offset, a.device_addr, a.size]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(PRIME)
+        })
 }
 
 /// The reply to a refused request: the error code as label, no registers.

@@ -547,7 +547,7 @@ fn requests_over_ppc_are_decoded_checked_and_answered() {
         align: PAGE,
     };
     let (label, count, handle) = call(&mut fx.server, k, GSP_CH, alloc);
-    assert_eq!((label, count), (0, 4));
+    assert_eq!((label, count), (0, 5), "four fields and the check word");
     // An unknown channel, an unknown opcode, a pool not granted, a query not granted.
     assert_eq!(
         call(&mut fx.server, k, Channel::new(5), alloc).0,
@@ -641,4 +641,26 @@ fn the_server_is_small_enough_for_a_pd_stack() {
     // buffer table); it must stay well under a 64 KiB PD stack.
     let size = core::mem::size_of::<AllocServer>();
     assert!(size <= 48 * 1024, "AllocServer is {size} bytes");
+}
+
+#[test]
+fn abandon_takes_back_only_the_callers_latest_live_grant() {
+    let mut fx = Fixture::new();
+    assert_eq!(fx.server.abandon(GSP), Err(AllocError::NothingToAbandon));
+    let kept = fx.alloc(GSP, GSP_DMA, PAGE).unwrap();
+    let garbled = fx.alloc(GSP, GSP_DMA, PAGE).unwrap();
+    fx.scribble(GSP_DMA, &garbled, 0x11);
+    let theirs = fx.alloc(GPU, GPU_DMA, PAGE).unwrap();
+    assert_eq!(fx.server.abandon(GSP), Ok(()));
+    assert!(fx.all(GSP_DMA, garbled.offset, PAGE, 0), "zeroed");
+    assert_eq!(
+        fx.server.free(GSP, garbled.handle, garbled.offset),
+        Err(AllocError::DoubleFree)
+    );
+    assert_eq!(fx.server.abandon(GSP), Err(AllocError::NothingToAbandon));
+    assert_eq!(fx.server.free(GSP, kept.handle, kept.offset), Ok(()));
+    // Freed by its holder first: nothing left to abandon.
+    fx.server.free(GPU, theirs.handle, theirs.offset).unwrap();
+    assert_eq!(fx.server.abandon(GPU), Err(AllocError::NothingToAbandon));
+    fx.server.audit().unwrap();
 }

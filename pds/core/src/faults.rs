@@ -22,10 +22,11 @@
 //! own window, so a late one would be blamed on the next). Actions: `panic`;
 //! `wild-read[=ADDR]` / `wild-write[=ADDR]` (a real access to an address outside every mapping:
 //! a VM fault); `hang` (spin forever: the platform's watchdog must notice); `corrupt[=MASK]` (XOR
-//! `MASK` into the registers of the next PPC reply, or its label if it has none); `error=LABEL[,N]`
-//! (answer the next `N` PPCs with `LABEL` without running the handler: e.g. alloc-server's
-//! out-of-memory); `call=CH,LABEL[,MR0[,MR1]]` (make a PPC on channel `CH` first: e.g. a GSP
-//! model fault knob from the gsp PD); `report` (log [`Handler::usage`] for leak checks).
+//! `MASK` into the registers of the next PPC reply, or its label if it has none);
+//! `error=LABEL[,N[,ON]]` (answer the next `N` PPCs, or with `ON` the next `N` whose request label
+//! is `ON`, with `LABEL` without running the handler: e.g. alloc-server's out-of-memory, which
+//! refuses allocations and still takes frees); `call=CH,LABEL[,MR0[,MR1]]` (make a PPC on
+//! channel `CH` first: e.g. a GSP model fault knob from the gsp PD); `report` (log [`Handler::usage`] for leak checks).
 //!
 //! An entry fires once per system run: a PD instance started after the entry's time (a restarted
 //! one) skips it, so a restart does not turn one fault into a crash loop.
@@ -60,12 +61,15 @@ pub enum Action {
     Hang,
     /// XOR this mask into the next PPC reply's registers (its label if it has none).
     Corrupt(u64),
-    /// Answer the next `count` PPCs with `label` (no registers) without running the handler.
+    /// Answer the next `count` PPCs (with `only`: of that request label) with `label` (no
+    /// registers) without running the handler.
     Refuse {
         /// The reply label (a server's error code).
         label: u64,
         /// How many calls.
         count: u32,
+        /// Only requests with this label are refused (others are served).
+        only: Option<u64>,
     },
     /// Make a PPC on `ch` with `label` and up to two registers, then handle the event.
     Call {
@@ -101,7 +105,16 @@ impl fmt::Display for Action {
             Self::WildWrite(a) => write!(f, "wild-write={a:#x}"),
             Self::Hang => f.write_str("hang"),
             Self::Corrupt(m) => write!(f, "corrupt={m:#x}"),
-            Self::Refuse { label, count } => write!(f, "error={label},{count}"),
+            Self::Refuse {
+                label,
+                count,
+                only: None,
+            } => write!(f, "error={label},{count}"),
+            Self::Refuse {
+                label,
+                count,
+                only: Some(on),
+            } => write!(f, "error={label},{count},{on}"),
             Self::Call {
                 ch,
                 label,
@@ -255,12 +268,15 @@ fn action(s: &str) -> Result<Action, PlanErrorKind> {
             Action::Corrupt(mask)
         }
         ("error", Some(a)) => {
-            let (label, count) = match a.split_once(',') {
-                Some((l, c)) => (num(l)?, num(c)?),
-                None => (num(a)?, 1),
-            };
+            let mut parts = a.split(',');
+            let label = num(parts.next().unwrap_or(""))?;
+            let count = parts.next().map_or(Ok(1), num)?;
             let count = u32::try_from(count).map_err(|_| PlanErrorKind::BadNumber)?;
-            Action::Refuse { label, count }
+            let only = parts.next().map(num).transpose()?;
+            if parts.next().is_some() {
+                return Err(PlanErrorKind::BadNumber);
+            }
+            Action::Refuse { label, count, only }
         }
         ("call", Some(a)) => {
             let mut parts = a.split(',');
@@ -432,8 +448,8 @@ pub struct Injector {
     epoch_ns: u64,
     /// Registers of the next reply get this XORed in.
     corrupt: Option<u64>,
-    /// The next calls are refused: (label, how many are left).
-    refuse: Option<(u64, u32)>,
+    /// The next calls are refused: (label, how many are left, only this request label).
+    refuse: Option<(u64, u32, Option<u64>)>,
 }
 
 /// What firing asked of the wrapper.
@@ -581,8 +597,8 @@ impl Injector {
                 core::hint::spin_loop();
             },
             Action::Corrupt(mask) => self.corrupt = Some(mask),
-            Action::Refuse { label, count } => {
-                self.refuse = (count > 0).then_some((label, count));
+            Action::Refuse { label, count, only } => {
+                self.refuse = (count > 0).then_some((label, count, only));
             }
             Action::Call {
                 ch,
@@ -603,10 +619,17 @@ impl Injector {
         }
     }
 
-    /// The reply for a PPC that a pending `error=` refuses (the handler does not run).
-    fn refusal(&mut self) -> Option<MessageInfo> {
-        let (label, left) = self.refuse?;
-        self.refuse = left.checked_sub(1).filter(|&l| l > 0).map(|l| (label, l));
+    /// The reply for a PPC with request label `request` that a pending `error=` refuses (the
+    /// handler does not run).
+    fn refusal(&mut self, request: u64) -> Option<MessageInfo> {
+        let (label, left, only) = self.refuse?;
+        if only.is_some_and(|on| on != request) {
+            return None;
+        }
+        self.refuse = left
+            .checked_sub(1)
+            .filter(|&l| l > 0)
+            .map(|l| (label, l, only));
         Some(MessageInfo::new(label, 0))
     }
 
@@ -701,7 +724,7 @@ impl Handler for Faulty<'_> {
 
     fn protected(&mut self, k: &mut dyn Kernel, ch: Channel, msg: MessageInfo) -> MessageInfo {
         self.before(k);
-        if let Some(reply) = self.inj.refusal() {
+        if let Some(reply) = self.inj.refusal(msg.label()) {
             return reply;
         }
         let reply = self.inner.protected(k, ch, msg);
@@ -830,7 +853,14 @@ mod tests {
                 Action::Panic
             )
         );
-        assert_eq!(entries[2].2, Action::Refuse { label: 5, count: 3 });
+        assert_eq!(
+            entries[2].2,
+            Action::Refuse {
+                label: 5,
+                count: 3,
+                only: None
+            }
+        );
         assert_eq!(entries[3].1.nth, Nth::Random(8));
         assert_eq!(
             entries[3].2,
@@ -947,6 +977,31 @@ mod tests {
         assert_eq!(call(&mut f, &mut k, 7), (0, 8), "served again");
         drop(f);
         assert_eq!(echo.events, 1);
+    }
+
+    #[test]
+    fn a_refusal_for_one_request_label_lets_the_others_through() {
+        let plan = Plan::new("alloc@0ns:error=10,1,2");
+        assert!(matches!(
+            plan.items().next(),
+            Some(Ok(Item::Entry {
+                action: Action::Refuse {
+                    label: 10,
+                    count: 1,
+                    only: Some(2)
+                },
+                ..
+            }))
+        ));
+        let mut echo = Echo::default();
+        let mut f = Faulty::new(&mut echo, Injector::new(&plan, "alloc", 0).unwrap());
+        let mut k = Fake::at(10);
+        assert_eq!(call(&mut f, &mut k, 7), (0, 8), "label 1: served");
+        k.mrs.set(0, 7);
+        let r = f.protected(&mut k, Channel::new(2), MessageInfo::new(2, 1));
+        assert_eq!((r.label(), k.mrs.get(0)), (10, 7), "label 2: refused");
+        assert_eq!(call(&mut f, &mut k, 7), (0, 8));
+        assert!(Plan::new("alloc@0ns:error=10,1,2,3").check().is_err());
     }
 
     #[test]

@@ -52,9 +52,10 @@ fn requests_round_trip() {
 
 #[test]
 fn request_decoder_rejects_each_bad_field() {
-    let cases: [(u64, &[u64], AllocError); 10] = [
+    let cases: [(u64, &[u64], AllocError); 11] = [
         (0, &[], AllocError::BadOpcode),
-        (5, &[1], AllocError::BadOpcode),
+        (6, &[1], AllocError::BadOpcode),
+        (5, &[1], AllocError::BadLength),
         (1, &[0, 4096], AllocError::BadLength),
         (2, &[1, 2, 3], AllocError::BadLength),
         (1, &[256, 4096, 0], AllocError::NoSuchPool),
@@ -156,14 +157,14 @@ fn replies_round_trip_and_errors_decode() {
 fn error_codes_start_at_one_and_round_trip() {
     assert_eq!(AllocError::try_from(0), Err(0));
     let mut n = 0;
-    for code in 1..=19u64 {
+    for code in 1..=20u64 {
         let e = AllocError::try_from(code).unwrap();
         assert_eq!(e as u64, code);
         assert!(!std::format!("{e}").is_empty());
         n += 1;
     }
-    assert_eq!(n, 19);
-    assert_eq!(AllocError::try_from(20), Err(20));
+    assert_eq!(n, 20);
+    assert_eq!(AllocError::try_from(21), Err(21));
 }
 
 /// A scripted alloc-server: bump allocation from device base `base`,
@@ -177,6 +178,9 @@ struct Script {
     /// Overrides the next Alloc reply: (offset, device_addr, size).
     forge: Option<(u64, u64, u64)>,
     refuse_free: Option<AllocError>,
+    /// XOR this into every register of the next Alloc reply (a garbled reply).
+    garble: Option<u64>,
+    abandons: usize,
 }
 
 impl Script {
@@ -189,6 +193,8 @@ impl Script {
             fail_ipc: false,
             forge: None,
             refuse_free: None,
+            garble: None,
+            abandons: 0,
         }
     }
 }
@@ -226,6 +232,10 @@ impl Kernel for Script {
                     size,
                 })
             }
+            Ok(Request::Abandon) => {
+                self.abandons += 1;
+                Reply::Freed
+            }
             Ok(Request::Free { handle, offset }) => {
                 if let Some(e) = self.refuse_free {
                     return Ok(error_reply(e));
@@ -236,7 +246,13 @@ impl Kernel for Script {
             Ok(_) => return Ok(error_reply(AllocError::BadOpcode)),
             Err(e) => return Ok(error_reply(e)),
         };
-        Ok(reply.encode(&mut self.mrs))
+        let info = reply.encode(&mut self.mrs);
+        if let Some(mask) = self.garble.take() {
+            for i in 0..info.count() {
+                self.mrs.set(i, self.mrs.get(i) ^ mask);
+            }
+        }
+        Ok(info)
     }
 }
 
@@ -330,6 +346,26 @@ fn ipc_failures_lose_no_free() {
     assert_eq!(frees.queued(), 1);
     assert_eq!(c.flush(&mut k).unwrap().freed, 1);
     assert_eq!((frees.queued(), frees.outstanding()), (0, 0));
+}
+
+#[test]
+fn a_garbled_grant_is_refused_and_abandoned_and_the_next_one_works() {
+    let frees: FreeList<[FreeSlot; 4]> = FreeList::new();
+    let (_mem, pool) = mapped();
+    let mut k = Script::new();
+    let mut c = DmaClient::new(CH, &frees);
+    for bit in [0, 12, 33, 63] {
+        k.garble = Some(1 << bit);
+        assert_eq!(
+            c.alloc::<u64>(&mut k, &pool, 0).err(),
+            Some(DmaError::BadReply),
+            "bit {bit}"
+        );
+    }
+    assert_eq!(k.abandons, 4, "each garbled grant given back");
+    assert_eq!(frees.outstanding(), 0);
+    assert!(c.alloc::<u64>(&mut k, &pool, 0).is_ok());
+    assert_eq!(k.abandons, 4);
 }
 
 #[test]

@@ -157,10 +157,12 @@ pub fn action(target: Target, r: u64) -> Action {
         Kind::WildWrite => Action::WildWrite(wild_addr(r)),
         Kind::Hang => Action::Hang,
         Kind::CorruptReply => Action::Corrupt(1 << (r % 64)),
+        // Exhaustion refuses allocations; a server out of memory still takes frees.
         Kind::OutOfMemory => Action::Refuse {
             label: alloc_api::AllocError::OutOfMemory as u64,
             // CAST: below 4.
             count: 1 + (r % 4) as u32,
+            only: Some(alloc_api::wire::Opcode::Alloc as u64),
         },
         Kind::GspCrash | Kind::GspGarbage => {
             let fault = if target.kind == Kind::GspCrash {
@@ -234,7 +236,8 @@ mod tests {
             action(oom, 5),
             Action::Refuse {
                 label: 10,
-                count: 2
+                count: 2,
+                only: Some(1)
             }
         ));
     }
