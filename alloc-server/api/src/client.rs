@@ -204,7 +204,11 @@ impl<'q> DmaClient<'q> {
                 Err(DmaError::Ipc(e)) => return Err(DmaError::Ipc(e)),
                 Ok(_) => report.freed += 1,
                 Err(e) => {
-                    log::warn!("alloc-api: queued free of {:#x} refused: {e}", handle.raw());
+                    log::warn!(
+                        "{}: queued free of {:#x} refused by alloc: {e}",
+                        k.pd_name(),
+                        handle.raw()
+                    );
                     report.rejected += 1;
                 }
             }
@@ -218,9 +222,12 @@ impl<'q> DmaClient<'q> {
     /// handle in the reply cannot be trusted, so the free path cannot return it).
     fn abandon(&mut self, k: &mut dyn Kernel) {
         match self.call(k, Request::Abandon) {
-            Ok(_) => log::warn!("alloc-api: a garbled grant was abandoned"),
+            Ok(_) => log::warn!("{}: alloc's grant came garbled; abandoned", k.pd_name()),
             Err(DmaError::Server(AllocError::NothingToAbandon)) => {}
-            Err(e) => log::error!("alloc-api: abandoning a garbled grant failed: {e}"),
+            Err(e) => log::error!(
+                "{}: alloc's grant came garbled; abandoning it failed: {e}",
+                k.pd_name()
+            ),
         }
     }
 
