@@ -27,6 +27,7 @@
 
 mod adapter;
 mod clock;
+mod composed;
 mod console;
 mod fault;
 mod heap;
@@ -35,9 +36,10 @@ mod restart;
 mod system;
 
 pub use adapter::Adapter;
+pub use composed::{Start, Stopped};
 pub use kernel::Sel4Kernel;
 pub use restart::PEER_FAULTED_LABEL;
-pub use system::{region_paddr, setvar};
+pub use system::{region_paddr, region_paddr_of, setvar};
 
 #[doc(hidden)]
 pub use sel4_microkit as __sel4_microkit;
@@ -64,3 +66,23 @@ macro_rules! protection_domain {
         }
     };
 }
+
+/// Declares the entry point of a PD composed of several: `start` (a [`Start`], pd-programs'
+/// `drivers::start`) builds them and runs the event loop, on the first start and on every
+/// restart. Its stack holds every composed PD's state, so it is four times a PD's.
+///
+/// ```ignore
+/// pd_sel4::composed_protection_domain!(pd_programs::drivers::start);
+/// ```
+#[macro_export]
+macro_rules! composed_protection_domain {
+    ($start:path) => {
+        $crate::__sel4_microkit::declare_protection_domain! {
+            init = || $crate::__composed_start($start),
+            stack_size = 4 * $crate::STACK_SIZE,
+        }
+    };
+}
+
+#[doc(hidden)]
+pub use composed::start as __composed_start;

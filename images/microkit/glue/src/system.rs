@@ -19,7 +19,12 @@ fn this_pd() -> &'static str {
 /// The physical address of `region` as the calling PD was told it (`setvar region_paddr` in
 /// `system.xml`), or `None` when this PD has no such setvar.
 pub fn region_paddr(region: &str) -> Option<u64> {
-    let pd = this_pd();
+    region_paddr_of(this_pd(), region)
+}
+
+/// The physical address of `region` as PD `pd` of `system.xml` is told it, read from this
+/// image's symbol: in a PD composed of several, whose setvars are the union of theirs.
+pub fn region_paddr_of(pd: &str, region: &str) -> Option<u64> {
     let (_, _, symbol) = generated::REGION_PADDRS
         .iter()
         .find(|(p, r, _)| *p == pd && *r == region)?;
