@@ -71,20 +71,61 @@ pub fn route(ch: Channel) -> Option<&'static Route> {
     crossing().nth(usize::from(ch.index()))
 }
 
-/// The route from outside PD `pd`'s end `ch` into the composition.
-fn from_outside(pd: usize, ch: Channel) -> Option<&'static Route> {
-    system::ROUTES.iter().find(|r| r.from == pd && r.ch == ch)
-}
-
 /// Copy the first `count` registers of `from` into `to`.
 fn copy(to: &mut MessageRegisters, from: &mut MessageRegisters, count: usize) {
-    let from = from.clone();
-    to.copy_prefix(&from, count);
+    let n = count.min(pd_core::MSG_REGS);
+    if let (Some(to), Some(from)) = (to.as_mut_slice().get_mut(..n), from.as_slice().get(..n)) {
+        to.copy_from_slice(from);
+    }
+}
+
+/// Microkit's channel ids per PD (0..=61).
+const CHANNELS: usize = 62;
+
+/// [`route`] and its inverse as tables, built once: the per-event lookups are then an index,
+/// not a walk over `system::ROUTES` comparing PD names.
+struct Wiring {
+    /// `drivers`' channel -> the route it stands for (merged end first).
+    inbound: [Option<&'static Route>; CHANNELS],
+    /// Outside PD, its end -> `drivers`' channel.
+    outbound: [[Option<Channel>; CHANNELS]; N],
+}
+
+impl Wiring {
+    fn new() -> Self {
+        let mut w = Self {
+            inbound: [None; CHANNELS],
+            outbound: [[None; CHANNELS]; N],
+        };
+        for (i, r) in crossing().enumerate() {
+            let Some(ch) = u64::try_from(i).ok().and_then(|i| Channel::try_new(i).ok()) else {
+                break;
+            };
+            if let Some(slot) = w.inbound.get_mut(i) {
+                *slot = Some(r);
+            }
+            let out = w.outbound.get_mut(r.to);
+            if let Some(slot) = out.and_then(|o| o.get_mut(usize::from(r.to_ch.index()))) {
+                *slot = Some(ch);
+            }
+        }
+        w
+    }
+
+    fn route(&self, ch: Channel) -> Option<&'static Route> {
+        *self.inbound.get(usize::from(ch.index()))?
+    }
+
+    /// `drivers`' channel for outside PD `pd`'s end `ch`.
+    fn out(&self, pd: usize, ch: Channel) -> Option<Channel> {
+        *self.outbound.get(pd)?.get(usize::from(ch.index()))?
+    }
 }
 
 /// An outside PD inside the composition: what reaches it leaves over `drivers`' channel.
 struct Proxy<'a, 'k> {
     outside: &'a RefCell<&'k mut dyn Kernel>,
+    wiring: &'a Wiring,
     /// Its index in `system::PDS`.
     pd: usize,
 }
@@ -92,8 +133,7 @@ struct Proxy<'a, 'k> {
 impl Proxy<'_, '_> {
     /// `drivers`' channel for this PD's end `ch`.
     fn out(&self, ch: Channel) -> Option<Channel> {
-        let r = from_outside(self.pd, ch)?;
-        channel(r.to, r.to_ch)
+        self.wiring.out(self.pd, ch)
     }
 }
 
@@ -128,11 +168,12 @@ impl Handler for Proxy<'_, '_> {
 }
 
 /// The composition once every merged PD runs: the handler of `drivers`' event loop.
-struct Drivers<'h> {
+struct Drivers<'h, 'w> {
     comp: Comp<'h>,
+    wiring: &'w Wiring,
 }
 
-impl Drivers<'_> {
+impl Drivers<'_, '_> {
     /// Deliver what the last event left pending inside (notifications, timers due now).
     fn pump(&mut self) {
         for _ in 0..64 {
@@ -143,10 +184,10 @@ impl Drivers<'_> {
     }
 }
 
-impl Handler for Drivers<'_> {
+impl Handler for Drivers<'_, '_> {
     fn notified(&mut self, _: &mut dyn Kernel, channels: ChannelSet) {
         for ch in channels.iter() {
-            if let Some(r) = route(ch) {
+            if let Some(r) = self.wiring.route(ch) {
                 let _ = self.comp.kernel(r.to).notify(r.to_ch);
             }
         }
@@ -154,7 +195,7 @@ impl Handler for Drivers<'_> {
     }
 
     fn protected(&mut self, k: &mut dyn Kernel, ch: Channel, msg: MessageInfo) -> MessageInfo {
-        let Some(r) = route(ch) else {
+        let Some(r) = self.wiring.route(ch) else {
             return REFUSED;
         };
         copy(self.comp.mrs(r.to), k.mrs(), msg.count());
@@ -172,6 +213,7 @@ impl Handler for Drivers<'_> {
 /// One level of the start-up nest: merged PD `me` being started.
 struct Level<'h, 'p> {
     comp: Option<Comp<'h>>,
+    wiring: &'p Wiring,
     me: usize,
     /// Index into [`MERGED`] of the PD after this one.
     next: usize,
@@ -230,7 +272,10 @@ impl Platform for Level<'_, '_> {
         let comp = comp.with_handler(self.me, handler);
         let Some(name) = MERGED.get(self.next) else {
             log::info!("drivers: {} PDs composed; serving", MERGED.len());
-            let mut drivers = Drivers { comp };
+            let mut drivers = Drivers {
+                comp,
+                wiring: self.wiring,
+            };
             drivers.pump();
             platform.run(&mut drivers);
             return;
@@ -241,6 +286,7 @@ impl Platform for Level<'_, '_> {
         };
         let mut level = Level {
             comp: Some(comp),
+            wiring: self.wiring,
             me: pd,
             next: self.next + 1,
             platform: Some(platform),
@@ -267,8 +313,10 @@ pub fn start(
     paddr: Paddr,
 ) {
     let outside = RefCell::new(outside);
+    let wiring = Wiring::new();
     let mut proxies: [Proxy<'_, '_>; N] = core::array::from_fn(|pd| Proxy {
         outside: &outside,
+        wiring: &wiring,
         pd,
     });
     let mut proxies = proxies.iter_mut();
@@ -289,6 +337,7 @@ pub fn start(
     };
     let mut level = Level {
         comp: Some(comp),
+        wiring: &wiring,
         me: pd,
         next: 1,
         platform: Some(platform),
@@ -349,5 +398,27 @@ mod tests {
             "merged: a call"
         );
         assert_eq!(route(Channel::new(61)), None);
+    }
+
+    #[test]
+    fn the_wiring_tables_agree_with_the_functions() {
+        let w = Wiring::new();
+        for i in 0..CHANNELS as u8 {
+            assert_eq!(w.route(Channel::new(i)), route(Channel::new(i)));
+        }
+        for r in system::ROUTES {
+            // Outside PD r.from's end r.ch leads to merged r.to's end r.to_ch.
+            let expected = if is_merged(r.from) {
+                None
+            } else {
+                channel(r.to, r.to_ch)
+            };
+            assert_eq!(w.out(r.from, r.ch), expected, "{r:?}");
+        }
+        let mut mrs = (MessageRegisters::default(), MessageRegisters::default());
+        mrs.1.set(0, 7);
+        mrs.1.set(1, 8);
+        copy(&mut mrs.0, &mut mrs.1, 1);
+        assert_eq!((mrs.0.get(0), mrs.0.get(1)), (7, 0), "only the prefix");
     }
 }
