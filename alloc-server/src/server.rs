@@ -368,9 +368,12 @@ impl AllocServer {
         size: u64,
         align: u64,
     ) -> Result<Allocation, AllocError> {
+        // Only a grant this very call makes may be abandoned: a refused request whose answer
+        // arrived garbled must not take back the grant before it, which the caller holds.
+        self.account_mut(caller)
+            .map_err(|_| AllocError::UnknownCaller)?
+            .last_grant = None;
         let owner = self.pool(pool)?.owner;
-        self.account(caller)
-            .map_err(|_| AllocError::UnknownCaller)?;
         if !self.granted(caller, pool) {
             return Err(AllocError::NotGranted);
         }

@@ -659,6 +659,11 @@ fn abandon_takes_back_only_the_callers_latest_live_grant() {
     );
     assert_eq!(fx.server.abandon(GSP), Err(AllocError::NothingToAbandon));
     assert_eq!(fx.server.free(GSP, kept.handle, kept.offset), Ok(()));
+    // A refused request (its answer garbled on the way) leaves the grant before it alone.
+    let held = fx.alloc(GSP, GSP_DMA, PAGE).unwrap();
+    assert_eq!(fx.alloc(GSP, GSP_DMA, 0), Err(AllocError::BadSize));
+    assert_eq!(fx.server.abandon(GSP), Err(AllocError::NothingToAbandon));
+    assert_eq!(fx.server.free(GSP, held.handle, held.offset), Ok(()));
     // Freed by its holder first: nothing left to abandon.
     fx.server.free(GPU, theirs.handle, theirs.offset).unwrap();
     assert_eq!(fx.server.abandon(GPU), Err(AllocError::NothingToAbandon));
