@@ -10,6 +10,13 @@
 //!
 //! Exit status 0 when the isolated composition kept its promise (every run survived, nothing
 //! leaked, no client buffer changed).
+//!
+//! `--board B [--config C]`: the same campaign against the seL4 image in QEMU (isolated only: there
+//! is no monolithic seL4 image). xtask builds the campaign's images first
+//! (`image::prepare_campaign`) and hands `faults` itself as the session runner
+//! (`xtask sel4-session`); the report goes to `reports/isolation-sel4` unless `--out` says.
+//! Without the Microkit SDK, a toolchain with rust-src or QEMU it prints
+//! `*** SKIPPED: seL4 campaign (B): <reason> ***` and succeeds, like `test-image`.
 
 use std::process::ExitCode;
 
@@ -24,8 +31,61 @@ const BUILD: &[&str] = &[
     "--bins",
 ];
 
+/// `--board B` and `--config C` out of `args` (for the seL4 image), and the rest.
+fn split_image_args<'a>(args: &[&'a str]) -> (Vec<&'a str>, Vec<&'a str>) {
+    let (mut image, mut rest) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(&a) = it.next() {
+        if a == "--board" || a == "--config" {
+            image.push(a);
+            image.extend(it.next());
+        } else {
+            rest.push(a);
+        }
+    }
+    (image, rest)
+}
+
 /// Build, then run the campaign with `args`.
 pub fn run(args: &[&str]) -> ExitCode {
+    let (image_args, args) = split_image_args(args);
+    let mut extra: Vec<String> = Vec::new();
+    if !image_args.is_empty() {
+        let board = image_args
+            .iter()
+            .skip_while(|a| **a != "--board")
+            .nth(1)
+            .copied()
+            .unwrap_or("qemu_virt_aarch64");
+        match super::image::prepare_campaign(&image_args) {
+            Ok(super::image::Prepared::Ready(runner_args)) => {
+                let exe = match std::env::current_exe() {
+                    Ok(e) => e,
+                    Err(e) => {
+                        eprintln!("xtask faults: cannot find xtask itself: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                extra.push("--sel4-runner".into());
+                extra.push(exe.display().to_string());
+                for a in runner_args {
+                    extra.push("--runner-arg".into());
+                    extra.push(a);
+                }
+            }
+            Ok(super::image::Prepared::Skipped(reason)) => {
+                println!("\n*** SKIPPED: seL4 campaign ({board}): {reason} ***\n");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("xtask faults: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut args: Vec<&str> = args;
+    args.extend(extra.iter().map(String::as_str));
+    let args = args.as_slice();
     let built = super::cargo(BUILD, &[]);
     if built != ExitCode::SUCCESS {
         return built;
@@ -71,4 +131,26 @@ pub fn test() -> ExitCode {
         ],
         &[],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn board_and_config_go_to_the_image_and_the_rest_to_faults() {
+        let (image, rest) = split_image_args(&[
+            "--runs",
+            "20",
+            "--board",
+            "qemu_virt_aarch64",
+            "--seed",
+            "3",
+            "--config",
+            "debug",
+        ]);
+        assert_eq!(image, ["--board", "qemu_virt_aarch64", "--config", "debug"]);
+        assert_eq!(rest, ["--runs", "20", "--seed", "3"]);
+        assert_eq!(split_image_args(&["--runs", "5"]).0, Vec::<&str>::new());
+    }
 }

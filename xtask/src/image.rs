@@ -13,6 +13,7 @@
 
 mod bench;
 mod boot;
+mod campaign;
 mod elf;
 
 use std::ffi::OsStr;
@@ -21,6 +22,7 @@ use std::process::{Command, ExitCode};
 
 pub use bench::run as bench;
 pub use boot::{qemu, test_image};
+pub use campaign::{prepare as prepare_campaign, session as campaign_session, Prepared};
 
 /// A Microkit board this image supports.
 #[derive(Debug)]
@@ -57,6 +59,9 @@ pub struct Options {
     pub firmware: bool,
     /// Arguments after `--`, passed to QEMU.
     pub qemu_args: Vec<String>,
+    /// Build the fault campaign's PD images (`fault-injection`, the campaign client as
+    /// `client.elf`) in their own target directory; set by `cargo xtask faults --board B`.
+    pub campaign: bool,
 }
 
 /// The demo's injected fault: the gpu PD faults while serving its 300th PPC, mid-workload.
@@ -112,6 +117,7 @@ impl Options {
             fault,
             firmware,
             qemu_args,
+            campaign: false,
         })
     }
 
@@ -293,9 +299,10 @@ fn build_system(
 ) -> Result<PathBuf, String> {
     let root = super::workspace_root();
     let target_json = rust_sel4_targets(prereq)?.join(format!("{}.json", opts.board.target));
+    let flavour = if opts.campaign { "-faults" } else { "" };
     let target_dir = sel4_workspace()
         .join("target")
-        .join(format!("{}-{}", opts.board.name, opts.config));
+        .join(format!("{}-{}{flavour}", opts.board.name, opts.config));
     let include = prereq
         .sdk
         .join("board")
@@ -314,6 +321,12 @@ fn build_system(
         .arg(&target_json)
         .arg("--target-dir")
         .arg(&target_dir)
+        .args(
+            opts.campaign
+                .then_some(["--features", "pd-client/campaign"])
+                .into_iter()
+                .flatten(),
+        )
         .env("SEL4_INCLUDE_DIRS", &include))?;
     let elf_dir = target_dir.join(opts.board.target).join("release");
 
@@ -366,15 +379,22 @@ fn build_system(
     std::fs::write(&sdf, system.to_sdf())
         .map_err(|e| format!("cannot write {}: {e}", sdf.display()))?;
     let img = out.join("loader.img");
-    run(Command::new(prereq.sdk.join("bin/microkit"))
-        .arg(&sdf)
-        .arg("--search-path")
-        .arg(&images)
-        .args(["--board", opts.board.name, "--config", &opts.config, "-o"])
-        .arg(&img)
-        .arg("-r")
-        .arg(out.join("report.txt")))?;
+    run(&mut microkit(opts, prereq, out, &images))?;
     Ok(img)
+}
+
+/// The Microkit tool's command: `out/system.system` with the program images in `images` into
+/// `out/loader.img` (and `out/report.txt`).
+fn microkit(opts: &Options, prereq: &Prerequisites, out: &Path, images: &Path) -> Command {
+    let mut cmd = Command::new(prereq.sdk.join("bin/microkit"));
+    cmd.arg(out.join("system.system"))
+        .arg("--search-path")
+        .arg(images)
+        .args(["--board", opts.board.name, "--config", &opts.config, "-o"])
+        .arg(out.join("loader.img"))
+        .arg("-r")
+        .arg(out.join("report.txt"));
+    cmd
 }
 
 /// `system.xml` with `board`'s physical addresses merged in (`images/<board>/board.xml`).

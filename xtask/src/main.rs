@@ -19,6 +19,8 @@ usage: cargo xtask <command>
   faults [--runs N] [--seed S] [OPTIONS]
                       fault-injection campaign, isolated vs monolithic; writes
                       reports/isolation/ and ends with `faults runs N isolated-survival P% ...`
+                      --board B: against the seL4 image in QEMU instead (isolated only;
+                      reports/isolation-sel4/; SKIPPED without the SDK)
   bench NAME          run a benchmark; ends with `ratio NAME VALUE goal OP TARGET` lines
                       names: hop pci dma fw gspq ioctl sel4
   libdrm-demo [--kill-gpu]
@@ -81,6 +83,8 @@ fn main() -> ExitCode {
         Some("image") => image::image(&rest),
         Some("qemu") => image::qemu(&rest),
         Some("test-image") => image::test_image(&rest),
+        // The seL4 campaign's session runner (`faults --board B` starts it, once per boot).
+        Some("sel4-session") => image::campaign_session(&rest),
         _ => {
             eprint!("{USAGE}");
             ExitCode::from(2)

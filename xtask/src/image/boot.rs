@@ -398,7 +398,7 @@ fn follow(
 }
 
 /// The path of `program` on `PATH`.
-fn which(program: &str) -> Option<std::path::PathBuf> {
+pub(super) fn which(program: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))

@@ -6,6 +6,7 @@
 //!   indexed by child id; this fills the parent's from `system.xml`'s child ids and the children's
 //!   symbols.
 //! - `pd_sel4_inject_fault_after` makes a PD fault on its Nth PPC (the demo's injected fault).
+//! - `pd_sel4_fault_plan` (fault campaign images only) holds a `pd_core::faults` plan.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +20,8 @@ const ENTRY: &str = "pd_sel4_restart_entry";
 const TABLE: &str = "pd_sel4_child_entries";
 /// The PPC a PD faults on.
 const INJECT: &str = "pd_sel4_inject_fault_after";
+/// The fault campaign's plan buffer (NUL-terminated text).
+const PLAN: &str = "pd_sel4_fault_plan";
 /// Entries in the table (Microkit child ids 0..=61).
 const TABLE_LEN: u64 = 62;
 
@@ -84,6 +87,48 @@ pub fn inject_fault(
     write_words(&images.join(image), INJECT, &[(0, call)])
 }
 
+/// Write the fault plan `plan` into every image in `images` (a session's copy of the campaign's
+/// program images): each PD then injects its share (see the glue's `fault` module).
+///
+/// # Errors
+/// An image that cannot be read or written or lacks the plan buffer (not a campaign build), or a
+/// plan longer than the buffer.
+pub fn write_plan(images: &Path, plan: &str) -> Result<(), String> {
+    let entries =
+        std::fs::read_dir(images).map_err(|e| format!("cannot list {}: {e}", images.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|x| x == "elf") {
+            let mut data = read(&path)?;
+            let (offset, size) =
+                symbol_file_range(&data, PLAN).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes = plan_bytes(plan, size)?;
+            let at = usize::try_from(offset).map_err(|e| e.to_string())?;
+            data.get_mut(at..at + bytes.len())
+                .ok_or_else(|| format!("{}: {PLAN} lies outside the file", path.display()))?
+                .copy_from_slice(&bytes);
+            std::fs::write(&path, data)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of a plan buffer of `size` bytes holding `plan`: the text, then NULs.
+fn plan_bytes(plan: &str, size: u64) -> Result<Vec<u8>, String> {
+    let size = usize::try_from(size).map_err(|e| e.to_string())?;
+    if plan.len() >= size || plan.contains('\0') {
+        return Err(format!(
+            "the fault plan ({} bytes) does not fit {PLAN} ({size} bytes, NUL-terminated): \
+             fewer runs per session (--per-session)",
+            plan.len()
+        ));
+    }
+    let mut bytes = plan.as_bytes().to_vec();
+    bytes.resize(size, 0);
+    Ok(bytes)
+}
+
 /// Write the 64-bit words `(index, value)` into the array (or word) at symbol `name` of `path`.
 fn write_words(path: &Path, name: &str, words: &[(u64, u64)]) -> Result<(), String> {
     let image = path.display();
@@ -141,4 +186,22 @@ fn symbol_file_range(data: &[u8], name: &str) -> Result<(u64, u64), String> {
         ));
     }
     Ok((file_start + within, sym.size()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_is_padded_with_nuls_and_must_leave_room_for_one() {
+        let b = plan_bytes("gpu@1ms:panic", 16).unwrap();
+        assert_eq!(&b[..13], b"gpu@1ms:panic");
+        assert_eq!(b.len(), 16);
+        assert!(b[13..].iter().all(|&x| x == 0));
+        assert!(plan_bytes("0123456789abcdef", 16)
+            .unwrap_err()
+            .contains("does not fit"));
+        assert!(plan_bytes("a\0b", 16).is_err());
+        assert_eq!(plan_bytes("", 4).unwrap(), [0; 4]);
+    }
 }

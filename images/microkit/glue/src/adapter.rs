@@ -2,7 +2,7 @@
 
 use core::convert::Infallible;
 
-use pd_core::{Channel, ChannelSet, Child, Handler, MessageInfo, MSG_REGS};
+use pd_core::{Channel, ChannelSet, Child, Handler, Kernel as _, MessageInfo, MSG_REGS};
 use sel4_microkit::Never;
 
 use crate::{console, fault, restart, Sel4Kernel};
@@ -22,6 +22,12 @@ const FAULT_BIT: u32 = 62;
 #[derive(Debug)]
 pub struct Adapter<H> {
     handler: H,
+    pd: Pd,
+}
+
+/// What the event loop keeps besides the handler.
+#[derive(Debug)]
+struct Pd {
     kernel: Sel4Kernel,
     /// PPCs served by this instance.
     calls: usize,
@@ -49,9 +55,11 @@ impl<H: Handler> Adapter<H> {
         };
         Self {
             handler,
-            kernel,
-            calls: 0,
-            inject_at,
+            pd: Pd {
+                kernel,
+                calls: 0,
+                inject_at,
+            },
         }
     }
 }
@@ -66,12 +74,17 @@ enum First {
     Wait,
 }
 
-impl<H: Handler> Adapter<H> {
-    fn on_notified(&mut self, channels: ChannelSet) {
-        self.handler.notified(&mut self.kernel, channels);
+impl Pd {
+    fn on_notified(&mut self, handler: &mut dyn Handler, channels: ChannelSet) {
+        handler.notified(&mut self.kernel, channels);
     }
 
-    fn on_protected(&mut self, channel: usize, tag: &sel4::MessageInfo) -> sel4::MessageInfo {
+    fn on_protected(
+        &mut self,
+        handler: &mut dyn Handler,
+        channel: usize,
+        tag: &sel4::MessageInfo,
+    ) -> sel4::MessageInfo {
         self.calls = self.calls.saturating_add(1);
         if self.calls == self.inject_at {
             fault::inject(self.calls);
@@ -81,7 +94,7 @@ impl<H: Handler> Adapter<H> {
         // CAST: a seL4 word is 64 bits on every target this crate builds for.
         let msg = MessageInfo::new(tag.label() as u64, count);
         let reply = match Channel::try_new(channel as u64) {
-            Ok(ch) => self.handler.protected(&mut self.kernel, ch, msg),
+            Ok(ch) => handler.protected(&mut self.kernel, ch, msg),
             Err(_) => MessageInfo::new(u64::MAX, 0),
         };
         self.kernel.store_mrs(reply.count());
@@ -89,10 +102,15 @@ impl<H: Handler> Adapter<H> {
         sel4::MessageInfo::new(reply.label() as sel4::Word, 0, 0, reply.count())
     }
 
-    fn on_fault(&mut self, child: usize, msg: &sel4_microkit::MessageInfo) {
+    fn on_fault(
+        &mut self,
+        handler: &mut dyn Handler,
+        child: usize,
+        msg: &sel4_microkit::MessageInfo,
+    ) {
         let kind = fault::kind(msg);
         match Child::try_new(child as u64) {
-            Ok(child) => self.handler.fault(&mut self.kernel, child, kind),
+            Ok(child) => handler.fault(&mut self.kernel, child, kind),
             Err(_) => log::error!("fault from an impossible child id {child}"),
         }
     }
@@ -109,7 +127,7 @@ impl<H: Handler> sel4_microkit::Handler for Adapter<H> {
                 Err(_) => set,
             }
         });
-        self.on_notified(set);
+        self.pd.on_notified(&mut self.handler, set);
         Ok(())
     }
 
@@ -118,7 +136,9 @@ impl<H: Handler> sel4_microkit::Handler for Adapter<H> {
         channel: sel4_microkit::Channel,
         msg_info: sel4_microkit::MessageInfo,
     ) -> Result<sel4_microkit::MessageInfo, Infallible> {
-        let reply = self.on_protected(channel.index(), msg_info.inner());
+        let reply = self
+            .pd
+            .on_protected(&mut self.handler, channel.index(), msg_info.inner());
         Ok(sel4_microkit::MessageInfo::from_inner(reply))
     }
 
@@ -128,7 +148,8 @@ impl<H: Handler> sel4_microkit::Handler for Adapter<H> {
         child: sel4_microkit::Child,
         msg_info: sel4_microkit::MessageInfo,
     ) -> Result<Option<sel4_microkit::MessageInfo>, Infallible> {
-        self.on_fault(child.index(), &msg_info);
+        self.pd
+            .on_fault(&mut self.handler, child.index(), &msg_info);
         Ok(None)
     }
 
@@ -136,6 +157,20 @@ impl<H: Handler> sel4_microkit::Handler for Adapter<H> {
     /// `restart`). It replaces the default because that one has no way to answer a caller that a
     /// fault left waiting, and would ask the monitor to make a restarted passive PD passive again.
     fn run(&mut self) -> Result<Never, Infallible> {
+        let Self { handler, pd } = self;
+        let handler: &mut dyn Handler = handler;
+        // The fault campaign's injector in front of the handler, when the image's plan names
+        // this PD (its `init` ran first, as on the hosted platform).
+        #[cfg(feature = "fault-injection")]
+        let mut faulty;
+        #[cfg(feature = "fault-injection")]
+        let handler: &mut dyn Handler = match fault::injector(pd.kernel.pd_name()) {
+            Some(inj) => {
+                faulty = pd_core::faults::Faulty::new(handler, inj);
+                &mut faulty
+            }
+            None => handler,
+        };
         let mut first = Some(if restart::is_warm() {
             First::ReplyPeerFaulted
         } else if sel4_microkit::pd_is_passive() {
@@ -161,11 +196,12 @@ impl<H: Handler> sel4_microkit::Handler for Adapter<H> {
             };
             // CAST: a badge is a 64-bit word; the id below the flag bit fits usize.
             if let Some(channel) = strip(badge, ENDPOINT_BIT) {
-                reply = Some(self.on_protected(channel as usize, &tag));
+                reply = Some(pd.on_protected(handler, channel as usize, &tag));
             } else if let Some(child) = strip(badge, FAULT_BIT) {
-                self.on_fault(child as usize, &sel4_microkit::MessageInfo::from_inner(tag));
+                let msg = sel4_microkit::MessageInfo::from_inner(tag);
+                pd.on_fault(handler, child as usize, &msg);
             } else {
-                self.on_notified(ChannelSet::from_bits(badge as u64));
+                pd.on_notified(handler, ChannelSet::from_bits(badge as u64));
             }
         }
     }

@@ -4,6 +4,12 @@
 //! The PD's first instance then faults (a store to address 0: a VM fault) while serving its Nth
 //! PPC, with the caller waiting for the answer; its restarted instances never do. That is the
 //! hard case the supervisor and the callers must survive on real hardware.
+//!
+//! The fault campaign (feature `fault-injection`, `cargo xtask faults --board B`): xtask writes a
+//! `pd_core::faults` plan, NUL-terminated, into every image's `pd_sel4_fault_plan` ([`plan`]);
+//! the event loop puts a `pd_core::faults::Faulty` in front of a PD's handler when the plan has
+//! entries for it ([`injector`]), and the campaign client reads it through `crate::fault_plan`.
+//! Times count from the guest's boot (the plan has no epoch: the clock starts at 0).
 #![allow(unsafe_code)]
 
 use pd_core::FaultKind;
@@ -50,4 +56,34 @@ unsafe fn store_to_zero() {
 unsafe fn store_to_zero() {
     // SAFETY: see `inject`.
     unsafe { core::arch::asm!("mov qword ptr [{0}], 0", in(reg) 0usize, options(nostack)) };
+}
+
+/// The size of `pd_sel4_fault_plan`: a session's plan (a dozen runs) with room to spare.
+#[cfg(feature = "fault-injection")]
+pub const PLAN_LEN: usize = 4096;
+
+/// The fault plan xtask wrote into this image, if any: the bytes of `pd_sel4_fault_plan` up to
+/// the first NUL (`None`: empty, or not UTF-8).
+#[cfg(feature = "fault-injection")]
+pub fn plan() -> Option<&'static str> {
+    let bytes: &'static [u8; PLAN_LEN] = sel4_microkit::var! {
+        #[used(linker)]
+        pd_sel4_fault_plan: [u8; PLAN_LEN] = [0; PLAN_LEN]
+    };
+    plan_text(bytes)
+}
+
+/// The text of a plan buffer: up to the first NUL, `None` when empty or not UTF-8.
+#[cfg(feature = "fault-injection")]
+fn plan_text(bytes: &[u8]) -> Option<&str> {
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let text = core::str::from_utf8(bytes.get(..len)?).ok()?;
+    (!text.is_empty()).then_some(text)
+}
+
+/// PD `pd`'s injector for the image's plan, for an instance starting now (a restarted instance
+/// skips the entries whose time has passed); `None` without a plan or entries for `pd`.
+#[cfg(feature = "fault-injection")]
+pub fn injector(pd: &str) -> Option<pd_core::faults::Injector> {
+    pd_core::faults::Injector::from_text(plan(), pd, crate::clock::now_ns())
 }

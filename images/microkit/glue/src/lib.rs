@@ -14,7 +14,9 @@
 //!   the fault with [`PEER_FAULTED_LABEL`] (its `ppcall` returns `IpcError::PeerFaulted`);
 //! - logs through `log` to the kernel's debug console, every line prefixed with the PD's name;
 //! - hands out the physical addresses `system.xml`'s `setvar region_paddr` gave the PD
-//!   (`Kernel::region_paddr`), and can fault a PD on its Nth PPC for the demo (`fault`).
+//!   (`Kernel::region_paddr`), and can fault a PD on its Nth PPC for the demo (`fault`);
+//! - with feature `fault-injection` (the fault campaign's image only), runs each PD behind
+//!   `pd_core::faults::Faulty` with the plan xtask wrote into the image ([`fault_plan`]).
 //!
 //! Not provided: `Kernel::set_timeout` (no timer driver in the image; callers act at once).
 //! Protocol: Microkit 2.3.0's (channel ids are badges; PPC message registers are copied; a
@@ -40,6 +42,12 @@ pub use composed::{Start, Stopped};
 pub use kernel::Sel4Kernel;
 pub use restart::PEER_FAULTED_LABEL;
 pub use system::{region_paddr, region_paddr_of, setvar};
+
+/// The fault campaign's plan for this image (see `fault`), for the campaign client's `init`.
+#[cfg(feature = "fault-injection")]
+pub fn fault_plan() -> Option<&'static str> {
+    fault::plan()
+}
 
 #[doc(hidden)]
 pub use sel4_microkit as __sel4_microkit;

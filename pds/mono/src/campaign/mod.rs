@@ -94,6 +94,24 @@ pub struct Binaries {
     pub mono: std::path::PathBuf,
     /// `system.xml`.
     pub system: std::path::PathBuf,
+    /// Run the isolated composition on the seL4 image in QEMU through this runner instead of the
+    /// hosted runtime; there is no monolithic seL4 image, so the campaign runs only the isolated
+    /// composition then.
+    pub sel4: Option<session::Sel4Runner>,
+}
+
+impl Binaries {
+    /// The compositions a campaign with these binaries runs.
+    pub fn compositions(&self) -> &'static [session::Composition] {
+        if self.sel4.is_some() {
+            &[session::Composition::Isolated]
+        } else {
+            &[
+                session::Composition::Isolated,
+                session::Composition::Monolithic,
+            ]
+        }
+    }
 }
 
 /// Run a whole campaign: draw `config.runs` faults from `config.seed`, run them in both
@@ -116,10 +134,7 @@ pub fn run_campaign(
         ..judge::Campaign::default()
     };
     let mut runs = None;
-    for comp in [
-        session::Composition::Isolated,
-        session::Composition::Monolithic,
-    ] {
+    for &comp in bins.compositions() {
         let Some(cal) = judge::calibrate(bins, comp, config)? else {
             return Err(std::io::Error::other(format!(
                 "the {} composition did not serve both clients within {} ms: nothing to measure \

@@ -88,15 +88,26 @@ pub fn corrupted_buffers(c: &Campaign, comp: Composition) -> u64 {
 }
 
 /// The campaign's one summary line; leaks and corruption are the isolated composition's (the
-/// report has both).
+/// report has both). A composition that did not run (seL4: no monolithic image) reads `n/a`.
 pub fn summary_line(c: &Campaign) -> String {
     let iso = tally(c, Composition::Isolated, |_| true);
     let mono = tally(c, Composition::Monolithic, |_| true);
+    let ran = |comp: Composition| {
+        c.sessions.iter().any(|s| s.composition == comp)
+            || c.results.iter().any(|r| r.composition == comp)
+    };
+    let percent = |comp: Composition, t: &Tally| {
+        if ran(comp) {
+            format!("{:.1}%", t.percent())
+        } else {
+            "n/a".to_owned()
+        }
+    };
     format!(
-        "faults runs {} isolated-survival {:.1}% monolithic-survival {:.1}% leaked-pages {} corrupted-buffers {}",
+        "faults runs {} isolated-survival {} monolithic-survival {} leaked-pages {} corrupted-buffers {}",
         iso.runs.max(mono.runs),
-        iso.percent(),
-        mono.percent(),
+        percent(Composition::Isolated, &iso),
+        percent(Composition::Monolithic, &mono),
         leaked_pages(c, Composition::Isolated),
         corrupted_buffers(c, Composition::Isolated)
     )
@@ -646,6 +657,14 @@ mod tests {
         assert_eq!(
             summary_line(&c),
             "faults runs 4 isolated-survival 100.0% monolithic-survival 25.0% leaked-pages 3 corrupted-buffers 0"
+        );
+        let mut sel4 = c.clone();
+        sel4.results
+            .retain(|r| r.composition == Composition::Isolated);
+        assert_eq!(
+            summary_line(&sel4),
+            "faults runs 4 isolated-survival 100.0% monolithic-survival n/a leaked-pages 3 corrupted-buffers 0",
+            "a composition that did not run (the seL4 campaign's monolithic) has no figure"
         );
         let t = tally(&c, Composition::Isolated, |_| true);
         assert_eq!(

@@ -6,13 +6,17 @@
 //! from the one process (monolithic). The lines of different PD processes reach the pipe in the
 //! order they were written, which is the order the campaign relies on to attribute a PD's death
 //! to the fault before it.
+//!
+//! On seL4 (the isolated composition in QEMU, [`Sel4Runner`]) the lines are the serial console's:
+//! `pd: [WARN] message` from the glue's logger, the supervisor's `X faulted (...)` for a restarted
+//! child, and the Microkit monitor's `MON|ERROR: faulting PD: X` for a PD without a parent.
 
 use super::schedule::Config;
 use super::Binaries;
 use pd_core::faults::PLAN_ENV;
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -63,12 +67,39 @@ pub struct Output {
 /// The slack after a session's end before the campaign gives up on it.
 const GRACE: Duration = Duration::from_secs(10);
 
-/// Ask the process to stop (the hosted runtime then stops its PDs and cleans up), and kill it if
-/// it has not after a second.
-fn stop(child: &mut Child) {
-    hosted::sys::process::kill(child.id(), libc::SIGTERM);
+/// The seL4 image's session runner (`xtask sel4-session`): started like the hosted runtime (same
+/// options, the plan in [`PLAN_ENV`]), it boots the image in QEMU with the plan patched in and
+/// copies the console to its stderr.
+#[derive(Debug, Clone)]
+pub struct Sel4Runner {
+    /// The program (xtask).
+    pub program: std::path::PathBuf,
+    /// Its leading arguments (`sel4-session --board B --config C`).
+    pub args: Vec<String>,
+}
+
+/// A seL4 session's wall-clock allowance besides its guest time: the Microkit tool and QEMU's
+/// boot (the loader copies ~60 MiB, the initialiser clears ~300 MiB) on a loaded 2-core host.
+pub const SEL4_BOOT_WALL: Duration = Duration::from_secs(180);
+/// Wall-clock seconds a seL4 session may take per guest second (`-icount shift=0` under TCG).
+pub const SEL4_SLOWDOWN: u32 = 20;
+
+/// Ask the process to stop, and kill it if it has not after a while: the hosted runtime (a
+/// SIGTERM, then it stops its PDs and cleans up, a second) or the seL4 runner (its stdin closed,
+/// then it stops QEMU, five seconds; a signal would leave QEMU running).
+fn stop(child: &mut Child, stdin: Option<ChildStdin>) {
+    let patience = match stdin {
+        Some(pipe) => {
+            drop(pipe);
+            Duration::from_secs(5)
+        }
+        None => {
+            hosted::sys::process::kill(child.id(), libc::SIGTERM);
+            Duration::from_secs(1)
+        }
+    };
     let asked = Instant::now();
-    while asked.elapsed() < Duration::from_secs(1) {
+    while asked.elapsed() < patience {
         if let Ok(Some(_)) = child.try_wait() {
             return;
         }
@@ -91,11 +122,16 @@ pub fn run(
     config: &Config,
     stop_early: &dyn Fn(&[String]) -> bool,
 ) -> io::Result<Output> {
-    let (exe, mut args) = match comp {
-        Composition::Isolated => (&bins.isolated, Vec::new()),
-        Composition::Monolithic => (&bins.mono, vec!["--campaign".to_owned()]),
+    let (exe, mut args) = match (comp, &bins.sel4) {
+        (Composition::Isolated, Some(r)) => (&r.program, r.args.clone()),
+        (Composition::Isolated, None) => (&bins.isolated, Vec::new()),
+        (Composition::Monolithic, _) => (&bins.mono, vec!["--campaign".to_owned()]),
     };
-    let budget = Duration::from_nanos(end_ns) + Duration::from_secs(5);
+    let guest = Duration::from_nanos(end_ns) + Duration::from_secs(5);
+    let budget = match (comp, &bins.sel4) {
+        (Composition::Isolated, Some(_)) => SEL4_BOOT_WALL + guest * SEL4_SLOWDOWN,
+        _ => guest,
+    };
     args.extend([
         "--watchdog".to_owned(),
         format!("{}us", config.watchdog_ns / 1_000),
@@ -104,14 +140,16 @@ pub fn run(
     ]);
     args.push(bins.system.display().to_string());
     let start = Instant::now();
+    let sel4 = comp == Composition::Isolated && bins.sel4.is_some();
     let mut child = Command::new(exe)
         .args(&args)
         .env(PLAN_ENV, plan)
         .env("HOSTED_LOG", "info")
-        .stdin(Stdio::null())
+        .stdin(if sel4 { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
+    let mut stdin = child.stdin.take();
     let stderr = child.stderr.take().ok_or(io::ErrorKind::BrokenPipe)?;
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -134,11 +172,11 @@ pub fn run(
             };
         }
         if lines.len() > before && stop_early(&lines) {
-            stop(&mut child);
+            stop(&mut child, stdin.take());
             break Exit::Stopped;
         }
         if start.elapsed() > deadline {
-            stop(&mut child);
+            stop(&mut child, stdin.take());
             break Exit::Overdue;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -222,7 +260,10 @@ pub enum Event {
     Fatal(String),
 }
 
+/// Level tags after the speaker: the hosted logger's (`pd: warning: ...`)...
 const LEVELS: [&str; 4] = ["warning", "error", "debug", "trace"];
+/// ...and the seL4 glue's (`pd: [WARN] ...`).
+const SEL4_LEVELS: [&str; 2] = ["[WARN]", "[ERROR]"];
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
@@ -234,10 +275,15 @@ fn is_name(s: &str) -> bool {
 /// the level tag. In the monolithic composition the PD's name follows `mono: [level: ]`.
 fn speaker(line: &str) -> Option<(&str, &str)> {
     let (mut who, mut rest) = line.split_once(": ")?;
-    if let Some((level, tail)) = rest.split_once(": ") {
-        if LEVELS.contains(&level) {
-            rest = tail;
-        }
+    let tagged = rest
+        .split_once(": ")
+        .filter(|(level, _)| LEVELS.contains(level))
+        .or_else(|| {
+            rest.split_once(' ')
+                .filter(|(level, _)| SEL4_LEVELS.contains(level))
+        });
+    if let Some((_, tail)) = tagged {
+        rest = tail;
     }
     if who == "mono" {
         let known = |pd: &str| pd_programs::sys::system::PDS.iter().any(|d| d.name == pd);
@@ -256,6 +302,13 @@ fn field(words: &[&str], key: &str) -> Option<u64> {
 
 /// The event a log line reports, if any.
 pub fn parse(line: &str) -> Option<Event> {
+    // seL4: the Microkit monitor caught the fault of a PD without a parent (the GSP model).
+    if let Some(pd) = line.strip_prefix("MON|ERROR: faulting PD: ") {
+        return Some(Event::Faulted {
+            pd: pd.trim().to_owned(),
+            how: "caught by the Microkit monitor".to_owned(),
+        });
+    }
     let (who, msg) = speaker(line)?;
     if let Some(rest) = msg.strip_prefix("fault injected: ") {
         let (action, tail) = rest.split_once(" at +")?;
@@ -304,7 +357,9 @@ pub fn parse(line: &str) -> Option<Event> {
         }
         _ => {}
     }
-    if who == "runtime" {
+    // The seL4 image has no runtime that sees deaths: the supervisor's restart line says it.
+    let supervisor = pd_programs::sys::supervisor::NAME;
+    if who == "runtime" || (who == supervisor && msg.contains(" faulted (")) {
         // `runtime: gpu faulted (abort); reporting to supervisor`, and PDs without a parent:
         // `runtime: error: gsp_model died (...) and has no parent to restart it`.
         for verb in [" faulted (", " died ("] {
@@ -422,6 +477,37 @@ mod tests {
             None
         );
         assert_eq!(parse("client0: window x ok 1"), None);
+        // The seL4 console.
+        assert_eq!(
+            parse("gpu: [WARN] fault injected: wild-write=0x10 at +401806us (entry 0)"),
+            Some(Event::Injected {
+                pd: "gpu".into(),
+                action: "wild-write=0x10".into(),
+                at_us: 401_806
+            })
+        );
+        assert_eq!(
+            parse("supervisor: gpu faulted (vm fault at 0x10); restarting it"),
+            Some(Event::Faulted {
+                pd: "gpu".into(),
+                how: "vm fault at 0x10".into()
+            })
+        );
+        assert_eq!(
+            parse("supervisor: [ERROR] drm faulted (abort) again: restart budget exhausted, marked failed"),
+            Some(Event::Faulted {
+                pd: "drm".into(),
+                how: "abort".into()
+            })
+        );
+        assert_eq!(
+            parse("MON|ERROR: faulting PD: gsp_model"),
+            Some(Event::Faulted {
+                pd: "gsp_model".into(),
+                how: "caught by the Microkit monitor".into()
+            })
+        );
+        assert_eq!(parse("gsp: [WARN] gpu faulted (abort)"), None);
         assert_eq!(parse(""), None);
     }
 }
