@@ -3,7 +3,10 @@
 //! The bench image is derived from `system.xml` in code ([`isolated`]), never kept as a second
 //! XML file: client0 runs `bench.elf` (pd-programs' `bench_ipc`: the ioctl bench client with IPC
 //! loops first), the other clients `bench.elf` too (they pass at once and stay idle), and a PD
-//! `pong` joins with a channel from client0. The image boots in QEMU with `-icount shift=0`, where
+//! `pong` joins with a channel from client0. The monolithic image is derived from that one
+//! ([`monolithic`]): the five driver PDs become one, `drivers.elf` (pd-programs' `drivers`, the
+//! same PD modules on pd-direct, as pds/mono composes them), and everything else stays, the GSP
+//! model included (it is the device). Each image boots in QEMU with `-icount shift=0`, where
 //! guest time advances one nanosecond per guest instruction, so every `ns` the bench client
 //! reads from the guest's clock (the generic timer, 62.5 MHz: 16 instructions a tick; the TSC on
 //! x86_64) is an instruction count, the same on every run. Each image boots twice and the counts
@@ -99,7 +102,7 @@ pub fn isolated(system: &mut sysxml::System) -> Result<(), String> {
 /// `system` (the isolated bench image or `system.xml`) as the monolithic image: the driver PDs
 /// ([`drivers::MERGED`]) become one PD `drivers` (`drivers.elf`) in the first one's place (its
 /// parent and child id, so the supervisor restarts all five as one), at the highest of their
-/// priorities, active, with the union of their maps (the same vaddr in each, `system.xml`
+/// priorities, passive, with the union of their maps (the same vaddr in each, `system.xml`
 /// promises) and setvars. A channel between two merged PDs is gone (a direct call now); one
 /// with a merged end gets `drivers`' id from [`drivers::channel`], the function the PD uses.
 /// The GSP model is the device in both images, so it stays its own PD.
@@ -125,7 +128,9 @@ pub fn monolithic(system: &mut sysxml::System) -> Result<(), String> {
         .clone();
     one.name = drivers::NAME.into();
     one.program_image = drivers::IMAGE.into();
-    one.passive = false;
+    // Passive like drm, the PD the clients call: a call runs on the caller's scheduling context
+    // (the kernel's fastpath), as into the isolated drm; a notification runs on drivers' own.
+    one.passive = true;
     (one.maps, one.setvars) = (Vec::new(), Vec::new());
     for pd in system.pds.iter().filter(|p| merged(&p.name)) {
         one.priority = one.priority.max(pd.priority);
@@ -423,7 +428,7 @@ mod tests {
                 iso.pd("gsp_model").unwrap(),
                 "the device stays as it is"
             );
-            assert!(one.priority < model.priority && !one.passive);
+            assert!(one.priority < model.priority && one.passive);
             assert_eq!(
                 (one.parent.map(|i| mono.pds[i].name.as_str()), one.id),
                 (Some("supervisor"), iso.pd("pci").unwrap().id)
