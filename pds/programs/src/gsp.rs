@@ -11,6 +11,7 @@
 //!
 //! Calls out: pci (claim, config, BARs), alloc (DMA buffers), gsp_model (BAR0); it notifies gpu
 //! when events wait or the firmware crashed.
+pub mod bench;
 pub mod bringup;
 pub mod device;
 pub mod firmware;

@@ -31,9 +31,25 @@ use super::boot::{console_lines, BOOT_TIMEOUT, FAILURES};
 use super::{board_system, build_system, Options, Prerequisites};
 
 /// The measurements, in the order the table shows them (names as `bench_client` logs them).
-const METRICS: [&str; 9] = [
-    "boot", "ppc", "notify", "getparam", "setup", "gem_new", "vm_bind", "exec1", "exec64",
+const METRICS: [&str; 11] = [
+    "boot",
+    "ppc",
+    "notify",
+    "gspq_rtt",
+    "gspq_256k",
+    "getparam",
+    "setup",
+    "gem_new",
+    "vm_bind",
+    "exec1",
+    "exec64",
 ];
+
+/// The PL011 UART of QEMU's `virt` board (hw/arm/virt.c `VIRT_UART`), the bench client's
+/// console on a release kernel, and where it is mapped in client0 (free in `system.xml`).
+const UART: (u64, u64) = (0x0900_0000, 0x7f00_0000);
+/// The glue's symbol for the UART's address (images/microkit/glue/src/uart.rs).
+const UART_SYMBOL: &str = "pd_sel4_uart";
 
 /// sel4bench's published cycles (mean) on the core nearest to the board's: (core, IPC call +
 /// IPC reply, Notify). MCS configuration, as Microkit's kernel.
@@ -77,15 +93,6 @@ pub fn isolated(system: &mut sysxml::System) -> Result<(), String> {
         irqs: Vec::new(),
         ..client0
     });
-    let end = |pd: &str, id: u8, pp: bool| sysxml::End {
-        pd: pd.into(),
-        id,
-        pp,
-        notify: true,
-        setvar_id: None,
-        line: 0,
-        column: 0,
-    };
     system.channels.push(sysxml::ChannelDecl {
         ends: [
             end("client0", bench_ipc::PONG.index(), true),
@@ -97,6 +104,85 @@ pub fn isolated(system: &mut sysxml::System) -> Result<(), String> {
     system
         .validate()
         .map_err(|e| format!("the bench image: {e}"))
+}
+
+/// The isolated bench image's channel from client0 ([`bench_ipc::GSP`], pp) to gsp
+/// ([`bench_ipc::AT_GSP`]), for the GSP queue loops; the monolithic image has none.
+///
+/// # Errors
+/// An id is taken, or the result does not validate.
+pub fn gsp_channel(system: &mut sysxml::System) -> Result<(), String> {
+    system.channels.push(sysxml::ChannelDecl {
+        ends: [
+            end("client0", bench_ipc::GSP.index(), true),
+            end("gsp", bench_ipc::AT_GSP.index(), false),
+        ],
+        line: 0,
+        column: 0,
+    });
+    system
+        .validate()
+        .map_err(|e| format!("the bench image's channel to gsp: {e}"))
+}
+
+/// A release kernel has no console: map QEMU `virt`'s PL011 ([`UART`]) into client0, whose log
+/// the glue then writes there (aarch64 only: x86_64's serial port needs an I/O port
+/// capability).
+///
+/// # Errors
+/// The board is not aarch64, or the result does not validate.
+pub fn uart_console(system: &mut sysxml::System, board: &str) -> Result<(), String> {
+    if board != "qemu_virt_aarch64" {
+        return Err(format!(
+            "--config release: the bench client has no console on {board} (a PL011 on \
+             qemu_virt_aarch64 only)"
+        ));
+    }
+    let (paddr, vaddr) = UART;
+    system.regions.push(sysxml::MemoryRegion {
+        name: "bench_uart".into(),
+        size: 0x1000,
+        page_size: None,
+        phys_addr: Some(paddr),
+        prefill_path: None,
+        line: 0,
+        column: 0,
+    });
+    let client0 = system
+        .pds
+        .iter_mut()
+        .find(|p| p.name == "client0")
+        .ok_or("system.xml has no client0")?;
+    client0.maps.push(sysxml::Map {
+        mr: "bench_uart".into(),
+        vaddr,
+        perms: sysxml::Perms {
+            r: true,
+            w: true,
+            x: false,
+        },
+        cached: false,
+        setvar_vaddr: Some(UART_SYMBOL.into()),
+        setvar_size: None,
+        line: 0,
+        column: 0,
+    });
+    system
+        .validate()
+        .map_err(|e| format!("the bench image's UART: {e}"))
+}
+
+/// A channel end the bench adds: `pd`'s id `id`, which may call the other end when `pp`.
+fn end(pd: &str, id: u8, pp: bool) -> sysxml::End {
+    sysxml::End {
+        pd: pd.into(),
+        id,
+        pp,
+        notify: true,
+        setvar_id: None,
+        line: 0,
+        column: 0,
+    }
 }
 
 /// `system` (the isolated bench image or `system.xml`) as the monolithic image: the driver PDs
@@ -322,15 +408,19 @@ fn boot_twice(
 fn bench(opts: &Options, prereq: &Prerequisites) -> Result<bool, String> {
     let mut system = board_system(opts.board)?;
     isolated(&mut system)?;
+    if opts.config == "release" {
+        uart_console(&mut system, opts.board.name)?;
+    }
     let mut mono = system.clone();
     monolithic(&mut mono)?;
+    gsp_channel(&mut system)?;
     let iso = boot_twice(opts, prereq, system, "bench-isolated")?;
     let mono = boot_twice(opts, prereq, mono, "bench-monolithic")?;
     let same = iso[0] == iso[1] && mono[0] == mono[1];
 
     println!(
-        "\nseL4 bench, {} (QEMU -icount shift=0,sleep=off: 1 ns = 1 guest instruction)",
-        opts.board.name
+        "\nseL4 bench, {} {} kernel (QEMU -icount shift=0,sleep=off: 1 ns = 1 guest instruction)",
+        opts.board.name, opts.config
     );
     println!(
         "{:10} {:>14} {:>14} {:>14} {:>14}",
@@ -513,6 +603,82 @@ mod tests {
             .channels
             .retain(|c| c.ends.iter().all(|e| e.pd != "gpu"));
         assert!(monolithic(&mut system).unwrap_err().contains("gpu"));
+    }
+
+    #[test]
+    fn the_release_image_maps_the_uart_into_client0_only() {
+        let board = &super::super::BOARDS[0];
+        assert_eq!(board.name, "qemu_virt_aarch64");
+        let mut system = board_system(board).unwrap();
+        isolated(&mut system).unwrap();
+        uart_console(&mut system, board.name).unwrap();
+        let again = sysxml::parse(&system.to_sdf()).unwrap();
+        let region = again
+            .regions
+            .iter()
+            .find(|r| r.name == "bench_uart")
+            .unwrap();
+        assert_eq!((region.phys_addr, region.size), (Some(UART.0), 0x1000));
+        let maps: Vec<(&str, &sysxml::Map)> = again
+            .pds
+            .iter()
+            .flat_map(|p| p.maps.iter().map(move |m| (p.name.as_str(), m)))
+            .filter(|(_, m)| m.mr == "bench_uart")
+            .collect();
+        assert_eq!(maps.len(), 1);
+        let (pd, map) = maps[0];
+        assert_eq!((pd, map.vaddr, map.cached), ("client0", UART.1, false));
+        assert_eq!(map.setvar_vaddr.as_deref(), Some(UART_SYMBOL));
+        assert!(map.perms.w && !map.perms.x);
+        // The monolithic image keeps it (client0 is not merged).
+        let mut mono = system.clone();
+        monolithic(&mut mono).unwrap();
+        assert!(mono
+            .pd("client0")
+            .unwrap()
+            .maps
+            .iter()
+            .any(|m| m.mr == "bench_uart"));
+        // Twice is a taken region name.
+        assert!(uart_console(&mut system, board.name).is_err());
+    }
+
+    #[test]
+    fn the_release_console_is_refused_without_a_pl011() {
+        for board in &super::super::BOARDS[1..] {
+            let mut system = board_system(board).unwrap();
+            isolated(&mut system).unwrap();
+            assert!(uart_console(&mut system, board.name)
+                .unwrap_err()
+                .contains("PL011"));
+        }
+    }
+
+    #[test]
+    fn the_channel_to_gsp_is_the_isolated_images_and_valid() {
+        for board in super::super::BOARDS {
+            let mut system = board_system(board).unwrap();
+            isolated(&mut system).unwrap();
+            gsp_channel(&mut system).unwrap();
+            let again = sysxml::parse(&system.to_sdf()).unwrap();
+            let c = again
+                .channels
+                .iter()
+                .find(|c| {
+                    c.ends
+                        .iter()
+                        .any(|e| e.pd == "gsp" && e.id == bench_ipc::AT_GSP.index())
+                })
+                .unwrap();
+            let [a, b] = &c.ends;
+            assert_eq!(
+                (a.pd.as_str(), a.id, a.pp),
+                ("client0", bench_ipc::GSP.index(), true)
+            );
+            assert!(!b.pp);
+            assert!(again.pd("gsp").unwrap().priority > again.pd("client0").unwrap().priority);
+            assert!(gsp_channel(&mut system).is_err(), "the ids are taken");
+        }
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod heap;
 mod kernel;
 mod restart;
 mod system;
+mod uart;
 
 pub use adapter::Adapter;
 pub use composed::{Start, Stopped};

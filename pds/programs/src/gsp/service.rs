@@ -215,6 +215,23 @@ impl GspPd {
         self.tell(k);
     }
 
+    /// The bench image's call ([`super::bench`]): label the kind, MR0 the number of RPCs;
+    /// answers label 0 or the error's code.
+    fn bench(&mut self, k: &mut dyn Kernel, msg: MessageInfo) -> MessageInfo {
+        let rounds = k.mrs().get(0);
+        let r = {
+            let dev = Device::new(&mut *k, channels::GSP_MODEL);
+            let mut s = Session {
+                st: &mut self.st,
+                rx: &mut self.rx,
+                dev: &dev,
+            };
+            super::bench::run(&mut s, msg.label(), rounds)
+        };
+        self.tell(k);
+        MessageInfo::new(r.map_or_else(GspError::code, |()| 0), 0)
+    }
+
     /// The device raised its interrupt: acknowledge it, notice a halt, dispatch queued messages.
     fn interrupt(&mut self, k: &mut dyn Kernel) {
         let dev = Device::new(k, channels::GSP_MODEL);
@@ -419,7 +436,7 @@ impl EventSink for State {
 }
 
 /// One request's view: the state, the receive buffer and the device.
-struct Session<'a, 'd, 'k> {
+pub(super) struct Session<'a, 'd, 'k> {
     st: &'a mut State,
     rx: &'a mut [u8],
     dev: &'d Device<'k>,
@@ -431,7 +448,7 @@ type Time<'d, 'k> = super::device::Time<'d, 'k>;
 impl Session<'_, '_, '_> {
     /// Run `f` on the RPC channel (only while the GSP runs, unless `after_crash`), then park it
     /// again; failures are mapped (and crashes declared) by [`State::rpc_failed`].
-    fn with_rpc<R>(
+    pub(super) fn with_rpc<R>(
         &mut self,
         after_crash: bool,
         f: impl FnOnce(
@@ -561,6 +578,9 @@ impl Handler for GspPd {
         ch: pd_core::Channel,
         msg: MessageInfo,
     ) -> MessageInfo {
+        if ch == crate::bench_ipc::AT_GSP {
+            return self.bench(k, msg);
+        }
         if ch != channels::GPU {
             log::warn!("gsp: request on {ch:?}, which is not gpu's channel, refused");
             return MessageInfo::new(GspError::BadRequest.code(), 0);
