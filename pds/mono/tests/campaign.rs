@@ -17,6 +17,7 @@ fn isolation_contains_every_crash_and_hang_and_the_monolith_does_not() {
         isolated: env!("CARGO_BIN_EXE_isolated").into(),
         mono: env!("CARGO_BIN_EXE_mono-campaign").into(),
         system: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../system.xml"),
+        sel4: None,
     };
     let kinds = vec![Kind::Panic, Kind::WildRead, Kind::WildWrite, Kind::Hang];
     // A test build is several times slower than the campaign's release build: wider windows.

@@ -15,7 +15,21 @@
 use pd_core::FaultKind;
 
 /// What the fault message `msg` (just received, so still in the IPC buffer) says happened.
+///
+/// Only labels this decodes are handed to rust-sel4's decoder, which panics on a label its
+/// configuration lacks: a Rust panic ends in `brk` on aarch64, a *debug exception*, which it
+/// cannot parse without the kernel's hardware debug API, and a panic there would take the
+/// supervisor down with the child (the seL4 fault campaign found this).
 pub fn kind(msg: &sel4_microkit::MessageInfo) -> FaultKind {
+    use sel4::sys::seL4_Fault_tag as tag;
+    // CAST: a seL4 word is 64 bits on every target this crate builds for.
+    let label = msg.label() as u64;
+    if label == tag::seL4_Fault_DebugException {
+        return FaultKind::Abort;
+    }
+    if label != tag::seL4_Fault_VMFault && label != tag::seL4_Fault_UserException {
+        return FaultKind::Other(label);
+    }
     match msg.fault() {
         sel4::Fault::VmFault(f) => FaultKind::VmFault {
             // CAST: a seL4 word is 64 bits on every target this crate builds for.
