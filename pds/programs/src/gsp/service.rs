@@ -912,4 +912,25 @@ mod tests {
         assert_eq!(h.generation, boot_generation(3, boots), "not booted again");
         assert_eq!(h.state, GspState::Crashed as u32);
     }
+
+    #[test]
+    fn the_bench_channel_reaches_the_gsp_queue_loops_only() {
+        use crate::gsp::bench::{BULK, RTT};
+        let mut pd = GspPd::new(1);
+        let mut k = Fake::default();
+        let code = |pd: &mut GspPd, k: &mut Fake, label: u64, rounds: u64| {
+            k.mrs.set(0, rounds);
+            pd.protected(k, crate::bench_ipc::AT_GSP, MessageInfo::new(label, 1))
+                .label()
+        };
+        // Not booted: the loops' RPCs are refused as gpu's would be; an unknown kind is a bad
+        // request; no RPC at all succeeds.
+        assert_eq!(code(&mut pd, &mut k, RTT, 3), GspError::NotReady.code());
+        assert_eq!(code(&mut pd, &mut k, BULK, 1), GspError::NotReady.code());
+        assert_eq!(code(&mut pd, &mut k, 7, 1), GspError::BadRequest.code());
+        assert_eq!(code(&mut pd, &mut k, RTT, 0), 0);
+        // Another unknown channel is still refused.
+        let r = pd.protected(&mut k, Channel::new(60), MessageInfo::new(RTT, 1));
+        assert_eq!(r.label(), GspError::BadRequest.code());
+    }
 }
