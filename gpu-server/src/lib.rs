@@ -263,6 +263,15 @@ impl pt::TableMemory for Tables<'_, '_> {
 }
 
 impl Session<'_> {
+    /// Close every context, as [`GpuOps::ctx_close`] does each (RM objects, channels, BOs, VA
+    /// space): for when their caller, drm-shim, restarted. Its files are gone, and with them
+    /// every reason to keep what they opened. Returns how many closed cleanly.
+    pub fn close_all(&mut self) -> usize {
+        let ids: heapless::Vec<CtxId, MAX_CTXS> =
+            self.srv.ctxs.iter().flatten().map(|c| c.id).collect();
+        ids.iter().filter(|&&id| self.ctx_close(id).is_ok()).count()
+    }
+
     fn ctx(&self, id: CtxId) -> Result<usize, GpuError> {
         self.srv.ctx_index(id)
     }

@@ -514,3 +514,26 @@ fn usage_counts_the_vram_pages_held_and_leaves_dma_to_alloc_server() {
     ops!(w).ctx_close(ctx).unwrap();
     assert_eq!(w.srv.usage(), pd_core::Usage::default());
 }
+
+#[test]
+fn closing_every_context_after_a_drm_restart_frees_all_but_the_servers_own() {
+    let mut w = world();
+    let before = (w.f.dma.live.len(), w.f.rm.objects.len(), w.srv.vram_used());
+    busy(&mut w);
+    assert_eq!(w.srv.contexts(), 2);
+    assert!(w.f.dma.live.len() > before.0 && w.srv.vram_used() > before.2);
+    // drm restarted: its files, and every context behind them, are gone.
+    assert_eq!(w.srv.session(&mut w.f).close_all(), 2);
+    assert_eq!(w.srv.contexts(), 0);
+    assert_eq!(w.srv.vram_used(), before.2, "every BO's VRAM back");
+    assert_eq!(w.srv.usage().vram_pages, 0);
+    assert_eq!(
+        w.f.rm.objects.len(),
+        before.1,
+        "RM objects freed (RM is alive)"
+    );
+    // Page tables went with their VA spaces: alloc-server holds nothing for gpu.
+    assert_eq!((w.f.dma.live.len(), w.srv.table_pages()), (0, 0));
+    // Nothing left to close the second time.
+    assert_eq!(w.srv.session(&mut w.f).close_all(), 0);
+}

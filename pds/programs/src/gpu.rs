@@ -6,6 +6,7 @@
 //! boots the GPU in its own `init`): until then requests answer `NotReady`, which drm turns into
 //! `ENODEV`. When the supervisor reports that gsp restarted, every RM object is gone, so the
 //! server starts over with a new generation (old context ids answer `ContextLost`).
+use crate::deaths::Deaths;
 use crate::regions::{ro, rw};
 use crate::status::Watch;
 use crate::sys::{self, gpu::channels, gpu::regions, supervisor::children};
@@ -150,7 +151,11 @@ pub struct GpuPd {
     generation: u8,
     bulk: Region<ReadOnly>,
     status: Region<ReadOnly>,
+    /// gsp: its restart ends every RM object.
     watch: Watch<1>,
+    /// drm: an ended instance took its files, and so every context, with it (reported once per
+    /// instance, so a throttled restart shown twice does not close the new instance's).
+    drm_deaths: Deaths<1>,
     /// The GSP boot (`gsp_api::Health::generation`) the server started on.
     gsp_boot: Option<u32>,
 }
@@ -170,6 +175,7 @@ pub fn init(k: &mut dyn Kernel) -> GpuPd {
         generation: generation as u8,
         bulk: ro(regions::DRM_GPU),
         watch: Watch::new(&status, [children::GSP]),
+        drm_deaths: Deaths::new(&status, [children::DRM]),
         gsp_boot: None,
         status,
     }
@@ -258,6 +264,26 @@ impl GpuPd {
     /// Every RM object is gone (`why`): give back what the server holds (its DMA buffers to
     /// alloc-server, which would otherwise keep them for this live PD for ever) and start over
     /// with a new generation on the next request.
+    /// Act on gsp's or drm's restart, from the status page; whether gsp restarted.
+    fn peers_moved(&mut self, k: &mut dyn Kernel) -> bool {
+        let gsp = !self.watch.moved(&self.status).is_empty();
+        let drm = !self.drm_deaths.since(&self.status).is_empty();
+        if gsp {
+            self.start_over(k, "gsp restarted");
+        } else if drm {
+            if let Some(srv) = self.srv.as_mut() {
+                let open = srv.contexts();
+                let mut peers = Peers { k: &mut *k };
+                let closed = srv.session(&mut peers).close_all();
+                log::info!(
+                    "{}: drm restarted: closed {closed} of its {open} contexts",
+                    k.pd_name()
+                );
+            }
+        }
+        gsp
+    }
+
     fn start_over(&mut self, k: &mut dyn Kernel, why: &str) {
         self.generation = self.generation.wrapping_add(1);
         let Some(mut srv) = self.srv.take() else {
@@ -303,10 +329,9 @@ impl Handler for GpuPd {
             return MessageInfo::new(GpuError::Invalid as u64, 0);
         }
         // A gsp restart may be on the status page before its notification reaches us: never serve
-        // a request with RM state from a previous GSP (its fences and channels are gone).
-        if self.srv.is_some() && !self.watch.moved(&self.status).is_empty() {
-            self.start_over(k, "gsp restarted");
-        }
+        // a request with RM state from a previous GSP (its fences and channels are gone). Nor
+        // keep a restarted drm's contexts into its new life.
+        self.peers_moved(k);
         let mut mrs = k.mrs().clone();
         let reply = match self.start(k) {
             Err(e) => MessageInfo::new(e as u64, 0),
@@ -324,8 +349,7 @@ impl Handler for GpuPd {
     }
 
     fn notified(&mut self, k: &mut dyn Kernel, set: ChannelSet) {
-        let restarted =
-            set.contains(channels::SUPERVISOR) && !self.watch.moved(&self.status).is_empty();
+        let restarted = set.contains(channels::SUPERVISOR) && self.peers_moved(k);
         // gsp tells of events and of a firmware crash, after which it boots the GPU again in
         // place: a boot other than the server's (or none running) means the RM objects are gone.
         let rebooted = !restarted
@@ -334,9 +358,7 @@ impl Handler for GpuPd {
             && !GspClient::new(channels::GSP).health(k).is_ok_and(|h| {
                 h.state == GspState::Running as u32 && Some(h.generation) == self.gsp_boot
             });
-        if restarted {
-            self.start_over(k, "gsp restarted");
-        } else if rebooted {
+        if rebooted {
             self.start_over(k, "the GSP firmware crashed or was booted again");
         }
     }
