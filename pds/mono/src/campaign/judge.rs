@@ -235,8 +235,21 @@ impl Log {
     /// Usage as the plan's `report` entries asked for it (a PD may log usage at other times too),
     /// before the first fault and after the end: (leaked DMA pages, leaked VRAM pages, the PDs
     /// that reported both and did not restart in between: a restarted PD counts from zero).
+    ///
+    /// A usage asked for before every client was first served does not count: the system was
+    /// still coming up (a slow boot's gsp allocates its buffers after such a report), so the
+    /// difference would be its start-up, not a leak.
     fn leaks(&self, session: &Session) -> (u64, u64, Vec<String>) {
         let first_us = session.slots.first().map_or(u64::MAX, |s| s.at_ns / 1_000);
+        let up_us = self
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::FirstServed { at_us, .. } => Some(*at_us),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let end_us = session.end_ns / 1_000;
         let mut asked: BTreeMap<&str, u64> = BTreeMap::new();
         let mut before: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
@@ -251,7 +264,7 @@ impl Log {
                     dma_pages,
                     vram_pages,
                 } => match asked.remove(pd.as_str()) {
-                    Some(at) if at < first_us => {
+                    Some(at) if at < first_us && at >= up_us => {
                         before.insert(pd.as_str(), (*dma_pages, *vram_pages));
                     }
                     Some(at) if at >= end_us => {
@@ -731,6 +744,30 @@ mod tests {
         assert_eq!(
             crate::campaign::report::leaked_pages(&c, Composition::Isolated),
             3
+        );
+    }
+
+    #[test]
+    fn a_usage_taken_before_the_system_served_anyone_is_no_baseline() {
+        let s = session(&[(Kind::GspCrash, "gsp_model")]);
+        let ok = "ok 50 errors 0 wrong 0 corrupt 0 recovered-at-us 0 healthy-before 1 ok-at-end 1";
+        let log = [
+            // gsp is still booting: alloc reports before gsp's buffers exist.
+            "alloc: warning: fault injected: report at +270000us (entry 0)".to_owned(),
+            "alloc: usage dma-pages 0 vram-pages 0".to_owned(),
+            "client0: first job served at +280000us".to_owned(),
+            "client1: first job served at +281000us".to_owned(),
+            format!("client0: window 1 {ok}"),
+            format!("client1: window 1 {ok}"),
+            "alloc: warning: fault injected: report at +460000us (entry 2)".to_owned(),
+            "alloc: usage dma-pages 482 vram-pages 0".to_owned(),
+        ];
+        let log: Vec<&str> = log.iter().map(String::as_str).collect();
+        let (_, summary) = judge(&s, Composition::Isolated, &out(&log, Exit::Code(0)));
+        assert_eq!(
+            (summary.leaked_dma_pages, summary.usage_sources.len()),
+            (0, 0),
+            "not measured, not a leak"
         );
     }
 
