@@ -550,7 +550,13 @@ impl GpuOps for Session<'_> {
         let b = ctx.take_bo(bo).ok_or(GpuError::NotFound)?;
         let ranges = ctx.va.as_mut().map(|v| v.unmap_bo(bo)).unwrap_or_default();
         for r in ranges {
-            self.write_ptes(c, r)?;
+            if let Err(e) = self.write_ptes(c, r) {
+                // The GPU may still reach the memory through a PTE not cleared: it stays with
+                // the context, out of the client's reach, and goes with its VA space at close
+                // (neither leaked nor handed to anyone while mapped).
+                let _ = self.srv.ctx_mut(c)?.add_bo(Bo { kernel: true, ..b });
+                return Err(e);
+            }
         }
         self.free_bo(c, &b);
         Ok(())
