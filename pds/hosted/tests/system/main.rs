@@ -318,7 +318,8 @@ fn product_gsp_restart() {
         "pci: 01:00.0 function-level reset; BARs restored, bus mastering off",
         "gsp_model: warning: function-level reset",
         "alloc: reclaimed 12 buffers",
-        "gpu: gsp restarted: every RM object is gone; starting over",
+        "gpu: gsp restarted: every RM object is gone; gave back ",
+        " DMA buffers (0 refused); starting over",
     ] {
         r.assert(r.has(line), line);
     }
