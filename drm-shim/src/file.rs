@@ -2,7 +2,7 @@
 
 use crate::handles::HandleTable;
 use crate::sync::SyncObj;
-use gpu_api::{BoDesc, ChanId, ClientId, CtxId, GpuOps};
+use gpu_api::{BoDesc, ChanId, ClientId, CtxId, GpuError, GpuOps};
 
 /// GEM handles per file.
 pub const MAX_BOS: usize = 64;
@@ -78,12 +78,14 @@ impl File {
     }
 
     /// Free everything the file owns on the GPU side. Closing the context frees its BOs, VA space
-    /// and channels in gpu-server; a lost context has nothing left to free.
+    /// and channels in gpu-server. A file marked lost is closed too: an `ENODEV` answer does not
+    /// prove the context is gone (a slow or restarting peer of gpu's can cause one), and a
+    /// context that is gone answers `ContextLost` or `NotFound`, which cost nothing.
     pub fn release(&mut self, gpu: &mut dyn GpuOps) {
-        if !self.lost {
-            if let Err(e) = gpu.ctx_close(self.ctx) {
-                log::warn!("drm: closing context {:?} failed: {e:?}", self.ctx);
-            }
+        match gpu.ctx_close(self.ctx) {
+            Ok(()) => {}
+            Err(GpuError::ContextLost | GpuError::NotFound | GpuError::NotReady) if self.lost => {}
+            Err(e) => log::warn!("drm: closing context {:?} failed: {e:?}", self.ctx),
         }
         self.bos.drain().for_each(drop);
         self.syncs.drain().for_each(drop);

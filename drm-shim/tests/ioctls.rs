@@ -18,6 +18,8 @@ struct StateGpu {
     ctxs: HashMap<u32, (u8, HashMap<u32, u64>, bool, Vec<u32>)>,
     mapped: Vec<(u32, Option<u32>, u64, u64)>,
     executed: Vec<Vec<Push>>,
+    /// The next `bo_new` answers `NotReady` (a peer of gpu's slow or restarting).
+    not_ready_once: bool,
 }
 impl StateGpu {
     fn id(&mut self) -> u32 {
@@ -59,6 +61,9 @@ impl GpuOps for StateGpu {
             .ok_or(GpuError::ContextLost)
     }
     fn bo_new(&mut self, ctx: CtxId, domain: u32, size: u64, _: u64) -> Result<BoDesc, GpuError> {
+        if std::mem::take(&mut self.not_ready_once) {
+            return Err(GpuError::NotReady);
+        }
         let id = self.id();
         let size = size.next_multiple_of(4096);
         self.ctx(ctx)?.1.insert(id, size);
@@ -638,6 +643,23 @@ fn closing_a_file_or_restarting_a_client_frees_everything_it_owned() {
     as_client(&mut w, 1, |c, k| c.close(k, f1).unwrap());
     assert_eq!(w.gpu.vram_used().unwrap(), 0);
     assert!(w.gpu.ctxs.is_empty());
+}
+
+#[test]
+fn a_file_that_got_enodev_still_frees_its_context_when_closed() {
+    let mut w = world();
+    let f = open(&mut w, 0);
+    gem_new(&mut w, 0, f, domain::VRAM, 1 << 16).unwrap();
+    w.gpu.not_ready_once = true;
+    assert_eq!(
+        gem_new(&mut w, 0, f, domain::VRAM, 4096),
+        Err(Errno::ENODEV)
+    );
+    // The context is still there (only the call failed): closing the file frees it.
+    assert_eq!(w.gpu.ctxs.len(), 1);
+    as_client(&mut w, 0, |c, k| c.close(k, f).unwrap());
+    assert!(w.gpu.ctxs.is_empty(), "context closed");
+    assert_eq!(w.gpu.vram_used().unwrap(), 0);
 }
 
 #[test]
