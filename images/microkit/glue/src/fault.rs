@@ -24,7 +24,7 @@ pub fn kind(msg: &sel4_microkit::MessageInfo) -> FaultKind {
     use sel4::sys::seL4_Fault_tag as tag;
     // CAST: a seL4 word is 64 bits on every target this crate builds for.
     let label = msg.label() as u64;
-    if label == tag::seL4_Fault_DebugException {
+    if is_debug_exception(label) {
         return FaultKind::Abort;
     }
     if label != tag::seL4_Fault_VMFault && label != tag::seL4_Fault_UserException {
@@ -40,6 +40,19 @@ pub fn kind(msg: &sel4_microkit::MessageInfo) -> FaultKind {
         // CAST: as above.
         _ => FaultKind::Other(msg.label() as u64),
     }
+}
+
+/// Whether `label` is a debug exception (only kernels with the hardware debug API have them: a
+/// release kernel's fault labels lack it).
+#[sel4::sel4_cfg(HARDWARE_DEBUG_API)]
+fn is_debug_exception(label: u64) -> bool {
+    label == sel4::sys::seL4_Fault_tag::seL4_Fault_DebugException
+}
+
+/// As above, for a kernel without the hardware debug API: no label is one.
+#[sel4::sel4_cfg(not(HARDWARE_DEBUG_API))]
+fn is_debug_exception(_: u64) -> bool {
+    false
 }
 
 /// The PPC this PD's first instance faults on (1-based), or 0 for never.
