@@ -364,6 +364,9 @@ pub fn run(args: &[&str]) -> ExitCode {
         Err(e) => return super::usage_error(&e),
     };
     opts.fault = None;
+    if let Some(c) = default_config(args, opts.board.name) {
+        opts.config = c.to_string();
+    }
     // sleep=off: while the guest idles, its clock jumps to the next timer deadline instead of
     // following the host's, so idle periods (in the boot) cost the same on every run.
     if !opts.qemu_args.iter().any(|a| a == "-icount") {
@@ -386,6 +389,14 @@ pub fn run(args: &[&str]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The kernel config when `args` name none: release where the bench image has a console for it
+/// (sel4bench's figures are release-kernel figures, so the comparison is like with like), the
+/// image's default (debug) elsewhere.
+fn default_config(args: &[&str], board: &str) -> Option<&'static str> {
+    let named = args.contains(&"--config");
+    (!named && board == "qemu_virt_aarch64").then_some("release")
 }
 
 /// Build the image of `system` in `images/out/<board>/<dir>` and boot it twice.
@@ -472,6 +483,15 @@ fn bench(opts: &Options, prereq: &Prerequisites) -> Result<bool, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::default_config;
+
+    #[test]
+    fn the_bench_defaults_to_a_release_kernel_where_it_has_a_console() {
+        assert_eq!(default_config(&[], "qemu_virt_aarch64"), Some("release"));
+        assert_eq!(default_config(&["--config", "debug"], "qemu_virt_aarch64"), None);
+        assert_eq!(default_config(&[], "x86_64_generic"), None);
+    }
+
     use super::*;
 
     #[test]
