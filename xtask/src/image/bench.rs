@@ -488,7 +488,10 @@ mod tests {
     #[test]
     fn the_bench_defaults_to_a_release_kernel_where_it_has_a_console() {
         assert_eq!(default_config(&[], "qemu_virt_aarch64"), Some("release"));
-        assert_eq!(default_config(&["--config", "debug"], "qemu_virt_aarch64"), None);
+        assert_eq!(
+            default_config(&["--config", "debug"], "qemu_virt_aarch64"),
+            None
+        );
         assert_eq!(default_config(&[], "x86_64_generic"), None);
     }
 
