@@ -56,6 +56,55 @@ impl FreeSlot {
     }
 }
 
+/// One request to alloc-server over `ch` and its decoded reply (no free list involved).
+///
+/// # Errors
+/// [`DmaError::Ipc`], [`DmaError::Server`] with the server's refusal, [`DmaError::BadReply`] for
+/// a malformed reply.
+pub fn call(k: &mut dyn Kernel, ch: Channel, req: Request) -> Result<Reply, DmaError> {
+    let info = req.encode(k.mrs());
+    let reply = k.ppcall(ch, info)?;
+    Reply::decode(req.opcode(), reply, k.mrs())
+        .map_err(|e| e.map_or(DmaError::BadReply, DmaError::Server))
+}
+
+/// Ask alloc-server over `ch` for `size` bytes of `pool` aligned to `align`: the grant. A reply
+/// that arrives garbled (its check word does not match) is [`DmaError::BadReply`], and the grant
+/// the server may have made is abandoned, so it is neither used nor lost. Every client of
+/// alloc-server allocates through this, with or without a [`DmaClient`].
+///
+/// # Errors
+/// As [`call`].
+pub fn grant(
+    k: &mut dyn Kernel,
+    ch: Channel,
+    pool: PoolId,
+    size: u64,
+    align: u64,
+) -> Result<Allocation, DmaError> {
+    match call(k, ch, Request::Alloc { pool, size, align }) {
+        Ok(Reply::Allocated(a)) => Ok(a),
+        Ok(_) | Err(DmaError::BadReply) => {
+            abandon(k, ch);
+            Err(DmaError::BadReply)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A grant's reply was garbled: have the server take the grant back, if it made one (the
+/// handle in the reply cannot be trusted, so the free path cannot return it).
+fn abandon(k: &mut dyn Kernel, ch: Channel) {
+    match call(k, ch, Request::Abandon) {
+        Ok(_) => log::warn!("{}: alloc's grant came garbled; abandoned", k.pd_name()),
+        Err(DmaError::Server(AllocError::NothingToAbandon)) => {}
+        Err(e) => log::error!(
+            "{}: alloc's grant came garbled; abandoning it failed: {e}",
+            k.pd_name()
+        ),
+    }
+}
+
 /// Where dropped buffers wait to be returned: `FreeList<[FreeSlot; N]>` in a `static`, used as
 /// `&FreeList` (the unsized form) by clients and buffers.
 #[derive(Debug)]
@@ -179,10 +228,7 @@ impl<'q> DmaClient<'q> {
     }
 
     fn call(&mut self, k: &mut dyn Kernel, req: Request) -> Result<Reply, DmaError> {
-        let info = req.encode(k.mrs());
-        let reply = k.ppcall(self.ch, info)?;
-        Reply::decode(req.opcode(), reply, k.mrs())
-            .map_err(|e| e.map_or(DmaError::BadReply, DmaError::Server))
+        call(k, self.ch, req)
     }
 
     /// Send every queued free.
@@ -218,19 +264,6 @@ impl<'q> DmaClient<'q> {
         Ok(report)
     }
 
-    /// A grant's reply was garbled: have the server take the grant back, if it made one (the
-    /// handle in the reply cannot be trusted, so the free path cannot return it).
-    fn abandon(&mut self, k: &mut dyn Kernel) {
-        match self.call(k, Request::Abandon) {
-            Ok(_) => log::warn!("{}: alloc's grant came garbled; abandoned", k.pd_name()),
-            Err(DmaError::Server(AllocError::NothingToAbandon)) => {}
-            Err(e) => log::error!(
-                "{}: alloc's grant came garbled; abandoning it failed: {e}",
-                k.pd_name()
-            ),
-        }
-    }
-
     /// Flush, then allocate `size` bytes from `pool` (the common path of every allocation).
     fn alloc_raw(
         &mut self,
@@ -241,18 +274,7 @@ impl<'q> DmaClient<'q> {
     ) -> Result<RawBuffer<'q>, DmaError> {
         self.flush(k)?;
         self.frees.reserve()?;
-        let a = match self.call(k, Request::Alloc { pool, size, align }) {
-            Ok(Reply::Allocated(a)) => a,
-            Ok(_) | Err(DmaError::BadReply) => {
-                self.frees.unreserve();
-                self.abandon(k);
-                return Err(DmaError::BadReply);
-            }
-            Err(e) => {
-                self.frees.unreserve();
-                return Err(e);
-            }
-        };
+        let a = grant(k, self.ch, pool, size, align).inspect_err(|_| self.frees.unreserve())?;
         let raw = RawBuffer {
             alloc: a,
             pool,

@@ -10,7 +10,7 @@ use crate::deaths::Deaths;
 use crate::regions::{ro, rw};
 use crate::status::Watch;
 use crate::sys::{self, gpu::channels, gpu::regions, supervisor::children};
-use alloc_api::{DmaHandle, PoolId, Reply, Request};
+use alloc_api::{DmaError, DmaHandle, PoolId, Reply, Request};
 use gpu_api::{DeviceInfo, GpuError};
 use gpu_server::deps::{Dma, DmaBuf, Pool, Rm};
 use gpu_server::vram::Window;
@@ -96,39 +96,32 @@ impl Rm for Peers<'_> {
     }
 }
 
-impl Peers<'_> {
-    fn alloc_call(&mut self, req: Request) -> Result<Reply, GpuError> {
-        let info = req.encode(self.k.mrs());
-        let reply = self
-            .k
-            .ppcall(channels::ALLOC, info)
-            .map_err(|_| GpuError::ContextLost)?;
-        Reply::decode(req.opcode(), reply, self.k.mrs()).map_err(|_| GpuError::NoMemory)
+/// gpu-server's error for a failed call to alloc-server.
+fn dma_error(e: DmaError) -> GpuError {
+    match e {
+        DmaError::Ipc(_) => GpuError::ContextLost,
+        _ => GpuError::NoMemory,
     }
 }
 
 impl Dma for Peers<'_> {
     fn dma_alloc(&mut self, pool: Pool, size: u64, align: u64) -> Result<DmaBuf, GpuError> {
         let align = align.max(0x1000);
-        match self.alloc_call(Request::Alloc {
-            pool: pool_id(pool),
-            size,
-            align,
-        })? {
-            Reply::Allocated(a) => Ok(DmaBuf {
-                handle: a.handle.raw(),
-                offset: a.offset,
-                dev_addr: a.device_addr,
-                size: a.size,
-            }),
-            _ => Err(GpuError::Device),
-        }
+        let a = alloc_api::client::grant(&mut *self.k, channels::ALLOC, pool_id(pool), size, align)
+            .map_err(dma_error)?;
+        Ok(DmaBuf {
+            handle: a.handle.raw(),
+            offset: a.offset,
+            dev_addr: a.device_addr,
+            size: a.size,
+        })
     }
     fn dma_free(&mut self, _: Pool, buf: DmaBuf) -> Result<(), GpuError> {
-        match self.alloc_call(Request::Free {
+        let free = Request::Free {
             handle: DmaHandle::from_raw(buf.handle),
             offset: buf.offset,
-        })? {
+        };
+        match alloc_api::client::call(&mut *self.k, channels::ALLOC, free).map_err(dma_error)? {
             Reply::Freed => Ok(()),
             _ => Err(GpuError::Device),
         }

@@ -359,21 +359,10 @@ fn dma(
     len: usize,
     held: &mut Held,
 ) -> Result<DmaBuf, BringUpError> {
-    let req = Request::Alloc {
-        pool: POOL,
-        size: len as u64,
-        align: PAGE as u64,
-    };
-    let info = req.encode(k.mrs());
-    let reply = k
-        .ppcall(channels::ALLOC, info)
-        .map_err(|e| BringUpError::Dma(DmaError::Ipc(e)))?;
+    // CAST: buffer lengths are far below 2^64.
+    let a = alloc_api::client::grant(k, channels::ALLOC, POOL, len as u64, PAGE as u64)
+        .map_err(BringUpError::Dma)?;
     let bad = BringUpError::Dma(DmaError::BadReply);
-    let a = match Reply::decode(req.opcode(), reply, k.mrs()) {
-        Ok(Reply::Allocated(a)) => a,
-        Err(Some(e)) => return Err(BringUpError::Dma(DmaError::Server(e))),
-        Ok(_) | Err(None) => return Err(bad),
-    };
     // Room for every buffer of a boot: `buffers` asks for BUFFERS of them.
     let _ = held.buffers.push((a.handle, a.offset));
     let at = usize::try_from(a.offset).map_err(|_| bad)?;
