@@ -20,14 +20,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Instant;
 
 use pd_programs::sys::system;
 use pd_programs::{bench_ipc, drivers};
 
-use super::boot::{console_lines, BOOT_TIMEOUT, FAILURES};
+use super::boot::{start_qemu, BOOT_TIMEOUT, FAILURES};
 use super::{board_system, build_system, Options, Prerequisites};
 
 /// The measurements, in the order the table shows them (names as `bench_client` logs them).
@@ -313,15 +313,7 @@ fn measure(
     prereq: &Prerequisites,
     img: &Path,
 ) -> Result<BTreeMap<String, u64>, String> {
-    let mut cmd = opts.board.qemu_command(opts, prereq, img);
-    println!("bench: {cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", opts.board.qemu_binary()))?;
-    let lines = console_lines(&mut child);
+    let (mut child, lines) = start_qemu(opts, prereq, img, Some("bench"))?;
     let deadline = Instant::now() + BOOT_TIMEOUT;
     let mut seen = Vec::new();
     let outcome = loop {

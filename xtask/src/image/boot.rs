@@ -278,8 +278,25 @@ impl super::Board {
 /// Boot the image and follow `script`; `echo` prints every console line (else only the steps
 /// and, on failure, the last lines).
 fn boot(opts: &Options, prereq: &Prerequisites, script: &[Step], echo: bool) -> Result<(), String> {
-    let mut cmd = opts.board.qemu_command(opts, prereq, &opts.loader_img());
-    println!("boot: {cmd:?}");
+    let (mut child, lines) = start_qemu(opts, prereq, &opts.loader_img(), Some("boot"))?;
+    let outcome = follow(&lines, script, echo, Instant::now() + BOOT_TIMEOUT);
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome
+}
+
+/// Start QEMU on `img` (printing its command line after `tag`, when given) and read its console:
+/// the process and its stdout and stderr as lines.
+pub(super) fn start_qemu(
+    opts: &Options,
+    prereq: &Prerequisites,
+    img: &std::path::Path,
+    tag: Option<&str>,
+) -> Result<(Child, Receiver<String>), String> {
+    let mut cmd = opts.board.qemu_command(opts, prereq, img);
+    if let Some(tag) = tag {
+        println!("{tag}: {cmd:?}");
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -287,14 +304,11 @@ fn boot(opts: &Options, prereq: &Prerequisites, script: &[Step], echo: bool) -> 
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", opts.board.qemu_binary()))?;
     let lines = console_lines(&mut child);
-    let outcome = follow(&lines, script, echo, Instant::now() + BOOT_TIMEOUT);
-    let _ = child.kill();
-    let _ = child.wait();
-    outcome
+    Ok((child, lines))
 }
 
 /// The child's stdout and stderr as lines, from reader threads.
-pub(super) fn console_lines(child: &mut Child) -> Receiver<String> {
+fn console_lines(child: &mut Child) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
         let tx = tx.clone();

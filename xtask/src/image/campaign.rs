@@ -10,7 +10,7 @@
 //! signal would leave QEMU running).
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::{board_system, build_system, elf, Options, Prerequisites};
@@ -147,15 +147,7 @@ fn boot(
         })
         .map(|pd| format!("{}: verdict ", pd.name))
         .collect();
-    let mut child = opts
-        .board
-        .qemu_command(opts, prereq, &dir.join("loader.img"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", opts.board.qemu_binary()))?;
-    let lines = super::boot::console_lines(&mut child);
+    let (mut child, lines) = super::boot::start_qemu(opts, prereq, &dir.join("loader.img"), None)?;
     let (closed, stdin_closed) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
