@@ -23,6 +23,7 @@
 
 use crate::MAX_BUFFERS;
 use core::mem::{offset_of, size_of};
+use pd_core::hash::{fnv1a, FNV_OFFSET};
 use pd_core::shm::{ReadWrite, Region};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -131,13 +132,9 @@ impl Record {
     }
 }
 
-/// FNV-1a over `bytes`, seeded with where they live, so a record copied to another place fails.
+/// FNV-1a over where `bytes` live, then the bytes, so a record copied to another place fails.
 fn checksum(place: u64, bytes: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let seed = 0xcbf2_9ce4_8422_2325 ^ place.wrapping_mul(PRIME);
-    bytes
-        .iter()
-        .fold(seed, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+    fnv1a(fnv1a(FNV_OFFSET, &place.to_le_bytes()), bytes)
 }
 
 /// The checksum of a header, marks or record: over every byte before its `check` field.

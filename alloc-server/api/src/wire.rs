@@ -287,12 +287,10 @@ const GRANT_WORDS: usize = 5;
 /// The check word of a grant: FNV-1a over its four fields' bytes. Not a defence against a
 /// malicious server (it could compute it), but any garbling of the registers in between shows.
 pub fn grant_check(a: &Allocation) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
     [a.handle.raw(), a.offset, a.device_addr, a.size]
         .iter()
-        .flat_map(|w| w.to_le_bytes())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(PRIME)
+        .fold(pd_core::hash::FNV_OFFSET, |h, w| {
+            pd_core::hash::fnv1a(h, &w.to_le_bytes())
         })
 }
 

@@ -414,9 +414,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 fn name_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+    crate::hash::fnv1a(crate::hash::FNV_OFFSET, s.as_bytes())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,6 +19,7 @@
 
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+pub mod hash;
 mod message;
 pub mod shm;
 pub mod trace;

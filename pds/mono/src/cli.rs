@@ -73,17 +73,9 @@ pub fn main() -> ExitCode {
     crate::campaign::stamp_epoch();
     hosted::logger::init("mono");
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut args = match parse(&args) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            log::error!("{e}");
-            eprint!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let mut args = match hosted::runtime::options::or_exit("mono", parse(&args), USAGE) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     // A panic anywhere is the end of everything: abort, as an isolated PD would.
     std::panic::set_hook(Box::new(|info| {

@@ -241,12 +241,10 @@ fn lay_canary(ioctl: &Region<ReadWrite>, seed: u64) -> Option<u64> {
 /// FNV-1a over the canary page as it is now.
 fn canary_sum(ioctl: &Region<ReadWrite>) -> Option<u64> {
     let mut chunk = [0u8; 256];
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = pd_core::hash::FNV_OFFSET;
     for at in (0..CANARY_LEN).step_by(chunk.len()) {
         ioctl.read_bytes(CANARY_OFFSET + at, &mut chunk).ok()?;
-        h = chunk
-            .iter()
-            .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        h = pd_core::hash::fnv1a(h, &chunk);
     }
     Some(h)
 }

@@ -236,17 +236,9 @@ impl Runtime {
 /// The runtime's `main`: `args` are the arguments after the program name.
 pub fn main(programs: &[Program], args: &[String]) -> ExitCode {
     crate::logger::init("runtime");
-    let opts = match Options::parse(args) {
-        Ok(Some(o)) => o,
-        Ok(None) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            log::error!("{e}");
-            eprint!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let opts = match options::or_exit("runtime", Options::parse(args), USAGE) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     let mut system = match sysxml::load(&opts.system) {
         Ok(s) => s,

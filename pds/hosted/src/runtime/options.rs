@@ -222,3 +222,25 @@ mod tests {
         assert!(Options::parse(&args(&["a.xml", "--prefill", "fw"])).is_err());
     }
 }
+
+/// A command's parsed arguments (`parse` gives `Ok(None)` for `--help`), or how its `main` exits:
+/// help prints `usage` and succeeds; a bad argument is named on stderr (`NAME: error: ...`, as
+/// the logger writes errors) with `usage` after it, and exits 2. The hosted runtime, the
+/// monolithic composition and the fault campaign share it.
+pub fn or_exit<T, E: fmt::Display>(
+    name: &str,
+    parsed: Result<Option<T>, E>,
+    usage: &str,
+) -> Result<T, std::process::ExitCode> {
+    match parsed {
+        Ok(Some(args)) => Ok(args),
+        Ok(None) => {
+            print!("{usage}");
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprint!("{name}: error: {e}\n{usage}");
+            Err(std::process::ExitCode::from(2))
+        }
+    }
+}

@@ -162,16 +162,9 @@ fn commit() -> String {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let args = match parse(&argv) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("faults: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let args = match hosted::runtime::options::or_exit("faults", parse(&argv), USAGE) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     let c = &args.config;
     eprintln!(
