@@ -267,9 +267,14 @@ fn exec(cx: &mut Call<'_, '_>) -> Result<(), Errno> {
     }
     cx.check_signal_list(e.sig_ptr, e.sig_count)?;
     cx.wait_list(e.wait_ptr, e.wait_count)?;
-    let fence = cx
+    let job = cx
         .gpu
         .exec(cx.file.ctx, chan, pushes.get(..n).unwrap_or(&[]))
         .map_err(errno_of)?;
-    cx.signal_list(e.sig_ptr, e.sig_count, SyncObj::Fence(fence))
+    let payload = if job.done {
+        SyncObj::Signaled
+    } else {
+        SyncObj::Fence(job.fence)
+    };
+    cx.signal_list(e.sig_ptr, e.sig_count, payload)
 }

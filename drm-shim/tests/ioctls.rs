@@ -20,6 +20,10 @@ struct StateGpu {
     executed: Vec<Vec<Push>>,
     /// The next `bo_new` answers `NotReady` (a peer of gpu's slow or restarting).
     not_ready_once: bool,
+    /// `exec` reports its job done already (as the model does, which runs it on the doorbell).
+    done_at_submit: bool,
+    /// `fence_signaled` calls seen.
+    fence_queries: usize,
 }
 impl StateGpu {
     fn id(&mut self) -> u32 {
@@ -129,16 +133,20 @@ impl GpuOps for StateGpu {
             Ok(())
         }
     }
-    fn exec(&mut self, ctx: CtxId, chan: ChanId, pushes: &[Push]) -> Result<Fence, GpuError> {
+    fn exec(&mut self, ctx: CtxId, chan: ChanId, pushes: &[Push]) -> Result<Submitted, GpuError> {
         self.ctx(ctx)?;
         self.executed.push(pushes.to_vec());
-        Ok(Fence {
-            chan,
-            seqno: self.executed.len() as u64,
+        Ok(Submitted {
+            fence: Fence {
+                chan,
+                seqno: self.executed.len() as u64,
+            },
+            done: self.done_at_submit,
         })
     }
     fn fence_signaled(&mut self, ctx: CtxId, f: Fence) -> Result<bool, GpuError> {
         self.ctx(ctx)?;
+        self.fence_queries += 1;
         Ok(f.seqno <= self.executed.len() as u64)
     }
 }
@@ -625,6 +633,66 @@ fn vm_bind_and_exec_need_vm_init_then_work_with_syncobjs() {
     assert_eq!(w.gpu.executed.len(), 1, "refused EXECs ran nothing");
     assert_eq!(w.gpu.executed[0].len(), 64);
     assert_eq!(w.gpu.mapped.len(), 1, "refused binds mapped nothing");
+}
+
+/// EXEC signalling a syncobj, then SYNCOBJ_WAIT on it; returns how often the shim asked the GPU.
+fn exec_then_wait(w: &mut World, done_at_submit: bool) -> usize {
+    w.gpu.done_at_submit = done_at_submit;
+    w.gpu.fence_queries = 0;
+    let f = open(w, 0);
+    let mut vm = drm_nouveau_vm_init {
+        kernel_managed_addr: 0,
+        kernel_managed_size: 1 << 30,
+    };
+    ioctl(w, 0, f, nr::NOUVEAU_VM_INIT, &mut vm).unwrap();
+    let mut ch = drm_nouveau_channel_alloc::default();
+    ioctl(w, 0, f, nr::NOUVEAU_CHANNEL_ALLOC, &mut ch).unwrap();
+    let mut sync = drm_syncobj_create::default();
+    ioctl(w, 0, f, nr::SYNCOBJ_CREATE, &mut sync).unwrap();
+    as_client(w, 0, |c, k| {
+        let push = drm_nouveau_exec_push {
+            va: 0x10_0000,
+            va_len: 16,
+            flags: 0,
+        };
+        let pp = c.put_array(&push).unwrap();
+        let sig = c
+            .put_array(&drm_nouveau_sync {
+                flags: DRM_NOUVEAU_SYNC_SYNCOBJ,
+                handle: sync.handle,
+                timeline_value: 0,
+            })
+            .unwrap();
+        let mut e = drm_nouveau_exec {
+            channel: ch.channel as u32,
+            push_count: 1,
+            push_ptr: pp,
+            sig_count: 1,
+            sig_ptr: sig,
+            ..Default::default()
+        };
+        c.ioctl(k, f, nr::NOUVEAU_EXEC, &mut e).unwrap();
+        let hs = c.put_array(&[sync.handle]).unwrap();
+        let mut wt = drm_syncobj_wait {
+            handles: hs,
+            count_handles: 1,
+            flags: DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL,
+            ..Default::default()
+        };
+        c.ioctl(k, f, nr::SYNCOBJ_WAIT, &mut wt).unwrap();
+    });
+    w.gpu.fence_queries
+}
+
+#[test]
+fn a_job_done_at_submit_signals_its_syncobj_without_asking_the_gpu_again() {
+    let mut w = world();
+    assert_eq!(exec_then_wait(&mut w, false), 1, "pending: the wait asks");
+    assert_eq!(
+        exec_then_wait(&mut w, true),
+        0,
+        "done: the wait is answered by drm"
+    );
 }
 
 #[test]

@@ -24,7 +24,9 @@ pub mod vram;
 
 use ctx::{Bo, Ctx, Place, RmHandles, Win};
 use deps::{Dma, Peers, Pool};
-use gpu_api::{BoDesc, BoId, ChanId, ClientId, CtxId, DeviceInfo, Fence, GpuError, GpuOps, Push};
+use gpu_api::{
+    BoDesc, BoId, ChanId, ClientId, CtxId, DeviceInfo, Fence, GpuError, GpuOps, Push, Submitted,
+};
 use gsp::fw::current::rm::{self as rmdef, ChannelClasses, RmClass, RmControl};
 use gsp::mmu::{PageSize, Pte, PteFlags, Target};
 use pd_core::shm::{ReadWrite, Region};
@@ -672,7 +674,7 @@ impl GpuOps for Session<'_> {
         self.channel_free_impl(c, chan)
     }
 
-    fn exec(&mut self, id: CtxId, chan: ChanId, pushes: &[Push]) -> Result<Fence, GpuError> {
+    fn exec(&mut self, id: CtxId, chan: ChanId, pushes: &[Push]) -> Result<Submitted, GpuError> {
         let c = self.ctx(id)?;
         self.exec_impl(c, chan, pushes)
     }

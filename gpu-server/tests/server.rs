@@ -300,8 +300,10 @@ fn exec_fills_the_ring_and_rings_the_doorbell_and_the_fence_follows_the_semaphor
         len: 64,
         flags: 0,
     }; 3];
-    let f = ops!(w).exec(ctx, ch, &pushes).unwrap();
+    let job = ops!(w).exec(ctx, ch, &pushes).unwrap();
+    let f = job.fence;
     assert_eq!(f.seqno, 1);
+    assert!(!job.done, "the GPU has not run it by the time exec returns");
     assert_eq!(
         w.f.mmio.0.last(),
         Some(&(0x81_0090, 0x1_0007)),
@@ -327,6 +329,11 @@ fn exec_fills_the_ring_and_rings_the_doorbell_and_the_fence_follows_the_semaphor
     // The fence page is the 4th kernel object at FB 0x3000; the GPU writes the seqno there.
     w.vram_mem.write(0x3000, &1u32).unwrap();
     assert!(ops!(w).fence_signaled(ctx, f).unwrap());
+    // A GPU that is done before exec returns: the reply says so (here the semaphore is
+    // released ahead, as the model does during the doorbell write).
+    w.vram_mem.write(0x3000, &2u32).unwrap();
+    let job = ops!(w).exec(ctx, ch, &pushes).unwrap();
+    assert_eq!((job.fence.seqno, job.done), (2, true));
     assert_eq!(
         ops!(w).fence_signaled(ctx, Fence { chan: ch, seqno: 9 }),
         Err(GpuError::Invalid),

@@ -59,7 +59,7 @@ fn main() {
     let mut tables = vec![0u8; g.table_pages() * PAGE_SIZE];
     let mut copy = vec![0u8; fwimage_len];
 
-    let mut parse_and_map = |staged: Option<&mut Vec<u8>>, tables: &mut Vec<u8>| {
+    let parse_and_map = |staged: Option<&mut Vec<u8>>, tables: &mut Vec<u8>| {
         let image = GspImage::parse(black_box(bytes)).expect("parse");
         black_box(image.version());
         black_box(image.signature(chip).expect("signature"));

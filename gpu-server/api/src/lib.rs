@@ -129,6 +129,18 @@ pub struct Fence {
     pub seqno: u64,
 }
 
+/// A submitted job: its fence, and whether the GPU had already completed it when `exec` returned
+/// (a short job can be done before the doorbell write returns). A fence known to be signalled
+/// needs no later question (Linux's `dma_fence_is_signaled` checks its flag before asking the
+/// driver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    /// The job's fence.
+    pub fence: Fence,
+    /// The fence had signalled by the time `exec` returned.
+    pub done: bool,
+}
+
 /// The operations drm-shim needs. Every id is scoped to its context.
 pub trait GpuOps {
     /// The device's fixed parameters.
@@ -209,11 +221,11 @@ pub trait GpuOps {
     /// # Errors
     /// [`GpuError::NotFound`].
     fn channel_free(&mut self, ctx: CtxId, chan: ChanId) -> Result<(), GpuError>;
-    /// Submit push buffers on a channel; returns the job's fence.
+    /// Submit push buffers on a channel; returns the job's fence and whether it has signalled.
     ///
     /// # Errors
     /// [`GpuError::NotFound`], [`GpuError::Invalid`] (too many pushes, bad lengths), [`GpuError::Device`].
-    fn exec(&mut self, ctx: CtxId, chan: ChanId, pushes: &[Push]) -> Result<Fence, GpuError>;
+    fn exec(&mut self, ctx: CtxId, chan: ChanId, pushes: &[Push]) -> Result<Submitted, GpuError>;
     /// Whether `fence` has signalled.
     ///
     /// # Errors

@@ -3,7 +3,9 @@
 //! [`GpuClient`] is the caller's side, [`serve`] the callee's; both live here so the protocol has
 //! one definition.
 
-use crate::{BoDesc, BoId, ChanId, ClientId, CtxId, DeviceInfo, Fence, GpuError, GpuOps, Push};
+use crate::{
+    BoDesc, BoId, ChanId, ClientId, CtxId, DeviceInfo, Fence, GpuError, GpuOps, Push, Submitted,
+};
 use pd_core::shm::{Access, ReadWrite, Region};
 use pd_core::{Channel, Kernel, MessageInfo, MessageRegisters};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -193,7 +195,7 @@ impl GpuOps for GpuClient<'_> {
         self.call(Op::ChannelFree, &[u64::from(ctx.0), u64::from(chan.0)])
             .map(|_| ())
     }
-    fn exec(&mut self, ctx: CtxId, chan: ChanId, pushes: &[Push]) -> Result<Fence, GpuError> {
+    fn exec(&mut self, ctx: CtxId, chan: ChanId, pushes: &[Push]) -> Result<Submitted, GpuError> {
         if pushes.len() > MAX_PUSHES {
             return Err(GpuError::Invalid);
         }
@@ -212,9 +214,12 @@ impl GpuOps for GpuClient<'_> {
             Op::Exec,
             &[u64::from(ctx.0), u64::from(chan.0), pushes.len() as u64],
         )?;
-        Ok(Fence {
-            chan,
-            seqno: m.get(0),
+        Ok(Submitted {
+            fence: Fence {
+                chan,
+                seqno: m.get(0),
+            },
+            done: m.get(1) != 0,
         })
     }
     fn fence_signaled(&mut self, ctx: CtxId, fence: Fence) -> Result<bool, GpuError> {
@@ -329,13 +334,14 @@ fn dispatch<A: Access>(
                     flags: w.flags,
                 };
             }
-            let f = ops.exec(
+            let s = ops.exec(
                 ctx()?,
                 ChanId(u32_arg(mrs, 1)?),
                 pushes.get(..n).unwrap_or(&[]),
             )?;
-            mrs.set(0, f.seqno);
-            Ok(1)
+            mrs.set(0, s.fence.seqno);
+            mrs.set(1, u64::from(s.done));
+            Ok(2)
         }
         Op::FenceSignaled => {
             let fence = Fence {
@@ -422,11 +428,14 @@ mod tests {
         fn channel_free(&mut self, _: CtxId, _: ChanId) -> Result<(), GpuError> {
             Ok(())
         }
-        fn exec(&mut self, _: CtxId, _: ChanId, p: &[Push]) -> Result<Fence, GpuError> {
+        fn exec(&mut self, _: CtxId, _: ChanId, p: &[Push]) -> Result<Submitted, GpuError> {
             self.pushes = p.to_vec();
-            Ok(Fence {
-                chan: ChanId(1),
-                seqno: 42,
+            Ok(Submitted {
+                fence: Fence {
+                    chan: ChanId(1),
+                    seqno: 42,
+                },
+                done: true,
             })
         }
         fn fence_signaled(&mut self, _: CtxId, f: Fence) -> Result<bool, GpuError> {
@@ -493,9 +502,9 @@ mod tests {
                 flags: 1,
             })
             .collect();
-        let f = c.exec(ctx, ChanId(1), &pushes).unwrap();
-        assert_eq!(f.seqno, 42);
-        assert!(c.fence_signaled(ctx, f).unwrap());
+        let job = c.exec(ctx, ChanId(1), &pushes).unwrap();
+        assert_eq!((job.fence.seqno, job.done), (42, true));
+        assert!(c.fence_signaled(ctx, job.fence).unwrap());
         assert_eq!(
             c.exec(ctx, ChanId(1), &std::vec![Push::default(); MAX_PUSHES + 1]),
             Err(GpuError::Invalid)

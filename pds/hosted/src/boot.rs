@@ -3,6 +3,7 @@
 //! parent and wrote them), but parses them without panicking anyway.
 
 use crate::sys::memfd::Prot;
+use crate::wait::Spins;
 use std::fmt;
 use std::os::fd::RawFd;
 
@@ -51,8 +52,8 @@ pub struct BootSpec {
     pub control: RawFd,
     /// Descriptor of its eventfd towards the runtime.
     pub doorbell: RawFd,
-    /// Spin budget before blocking, ns.
-    pub spin_ns: u64,
+    /// Spin budgets before blocking.
+    pub spins: Spins,
     /// Its maps.
     pub maps: Vec<MapSpec>,
     /// Its channels.
@@ -105,7 +106,9 @@ impl BootSpec {
             "--doorbell".into(),
             self.doorbell.to_string(),
             "--spin-ns".into(),
-            self.spin_ns.to_string(),
+            self.spins.idle.ns.to_string(),
+            "--call-spin-ns".into(),
+            self.spins.call.ns.to_string(),
         ];
         for m in &self.maps {
             a.push("--map".into());
@@ -155,7 +158,8 @@ impl BootSpec {
                 "--image" => spec.image.clone_from(value),
                 "--control" => spec.control = value.parse().map_err(|_| bad())?,
                 "--doorbell" => spec.doorbell = value.parse().map_err(|_| bad())?,
-                "--spin-ns" => spec.spin_ns = value.parse().map_err(|_| bad())?,
+                "--spin-ns" => spec.spins.idle.ns = value.parse().map_err(|_| bad())?,
+                "--call-spin-ns" => spec.spins.call.ns = value.parse().map_err(|_| bad())?,
                 "--external" => spec.external = Some(value.parse().map_err(|_| bad())?),
                 "--map" => spec.maps.push(parse_map(value).ok_or_else(bad)?),
                 "--channel" => spec.channels.push(parse_channel(value).ok_or_else(bad)?),
@@ -228,7 +232,10 @@ mod tests {
             image: "gpu.elf".into(),
             control: 3,
             doorbell: 4,
-            spin_ns: 20_000,
+            spins: Spins {
+                idle: crate::wait::Spin { ns: 20_000 },
+                call: crate::wait::Spin { ns: 300_000 },
+            },
             maps: vec![MapSpec {
                 fd: 5,
                 vaddr: 0x2000_0000,

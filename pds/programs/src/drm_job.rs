@@ -87,13 +87,15 @@ fn push_buffer(class: u32, src: u64, dst: u64, len: u32) -> [u32; PUSH_DWORDS] {
 }
 
 /// A file made ready for copy jobs: VA space, source/destination/push BOs bound, a channel, the
-/// push buffer written.
+/// push buffer written, and the binary syncobj every job signals (each EXEC replaces its fence,
+/// as Linux's `drm_syncobj_replace_fence` does, so one serves any number of jobs).
 #[derive(Debug)]
 pub struct Setup {
     src: drm_nouveau_gem_info,
     dst: drm_nouveau_gem_info,
     pb: drm_nouveau_gem_info,
     channel: i32,
+    sync: u32,
 }
 
 impl Setup {
@@ -157,11 +159,14 @@ impl Setup {
         let (dma, pb_off) = v.at(pb.map_handle, true)?;
         dma.write_bytes(pb_off, words.as_bytes())
             .map_err(|_| Errno::EFAULT)?;
+        let mut sync = drm_syncobj_create::default();
+        c.ioctl(k, f, nr::SYNCOBJ_CREATE, &mut sync)?;
         Ok(Self {
             src,
             dst,
             pb,
             channel: ch.channel,
+            sync: sync.handle,
         })
     }
 
@@ -196,7 +201,7 @@ impl Setup {
         bind(k, c, f, handle, va, range)
     }
 
-    /// EXEC the copy `pushes` times in one submission, signalling a syncobj, and wait for it.
+    /// EXEC the copy `pushes` times in one submission, signalling the set-up's syncobj, and wait for it.
     ///
     /// # Errors
     /// The errno of the first ioctl that failed.
@@ -207,8 +212,6 @@ impl Setup {
         f: FileId,
         pushes: usize,
     ) -> Result<(), Errno> {
-        let mut sync = drm_syncobj_create::default();
-        c.ioctl(k, f, nr::SYNCOBJ_CREATE, &mut sync)?;
         // CAST: the push buffer is 11 dwords.
         let push = drm_nouveau_exec_push {
             va: VA_PUSH,
@@ -224,7 +227,7 @@ impl Setup {
         }
         let sig = c.put_array(&drm_nouveau_sync {
             flags: DRM_NOUVEAU_SYNC_SYNCOBJ,
-            handle: sync.handle,
+            handle: self.sync,
             timeline_value: 0,
         })?;
         let mut e = drm_nouveau_exec {
@@ -237,26 +240,26 @@ impl Setup {
             ..Default::default()
         };
         c.ioctl(k, f, nr::NOUVEAU_EXEC, &mut e)?;
-        let hs = c.put_array(&[sync.handle])?;
+        let hs = c.put_array(&[self.sync])?;
         let mut w = drm_syncobj_wait {
             handles: hs,
             count_handles: 1,
             flags: DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL,
             ..Default::default()
         };
-        c.ioctl(k, f, nr::SYNCOBJ_WAIT, &mut w)?;
-        let mut d = drm_syncobj_destroy {
-            handle: sync.handle,
-            pad: 0,
-        };
-        c.ioctl(k, f, nr::SYNCOBJ_DESTROY, &mut d)
+        c.ioctl(k, f, nr::SYNCOBJ_WAIT, &mut w)
     }
 
-    /// Close the BOs and the channel.
+    /// Destroy the syncobj, close the BOs and the channel.
     ///
     /// # Errors
     /// The errno of the first ioctl that failed.
     pub fn close(self, k: &mut dyn Kernel, c: &mut DrmClient, f: FileId) -> Result<(), Errno> {
+        let mut d = drm_syncobj_destroy {
+            handle: self.sync,
+            pad: 0,
+        };
+        c.ioctl(k, f, nr::SYNCOBJ_DESTROY, &mut d)?;
         for h in [self.src.handle, self.dst.handle, self.pb.handle] {
             let mut cl = drm_gem_close { handle: h, pad: 0 };
             c.ioctl(k, f, nr::GEM_CLOSE, &mut cl)?;

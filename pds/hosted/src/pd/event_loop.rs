@@ -81,7 +81,8 @@ impl HostedPd {
     fn idle(&mut self) {
         if self
             .kernel
-            .spin
+            .spins
+            .idle
             .poll(|| self.ready().then_some(()))
             .is_some()
         {

@@ -4,7 +4,7 @@
 use crate::channel::{self, Ends};
 use crate::pages::{ChannelPage, ControlPage, CMD_RESTART, CMD_STOP, VERDICT_FAIL, VERDICT_PASS};
 use crate::sys::{clock, eventfd::EventFd};
-use crate::wait::Spin;
+use crate::wait::Spins;
 use pd_core::{Channel, Child, IpcError, Kernel, MessageInfo, MessageRegisters, Verdict};
 use std::sync::atomic::Ordering;
 
@@ -33,7 +33,7 @@ pub struct ChannelEnd {
 #[derive(Debug)]
 pub struct HostedKernel {
     pub(crate) name: String,
-    pub(crate) spin: Spin,
+    pub(crate) spins: Spins,
     pub(crate) control: &'static ControlPage,
     pub(crate) doorbell: EventFd,
     /// The PD's channel ends.
@@ -93,7 +93,7 @@ impl Kernel for HostedKernel {
         if !end.pp {
             return Err(self.refuse("call", ch, IpcError::NoPpcRight));
         }
-        let (page, ends, spin) = (end.page, end.ends, self.spin);
+        let (page, ends, spin) = (end.page, end.ends, self.spins.call);
         let r = channel::call(page, ends, &mut self.mrs, msg, spin);
         if let Err(e) = r {
             let peer = self.end(ch, "call").map_or("?", |e| e.peer.as_str());

@@ -17,7 +17,6 @@ use crate::boot::BootSpec;
 use crate::channel::Ends;
 use crate::pages::{ChannelPage, ControlPage, PAGE};
 use crate::sys::{self, eventfd::EventFd, futex::WaitSet, memfd::Mapping, memfd::Prot};
-use crate::wait::Spin;
 use pd_core::MessageRegisters;
 use pd_programs::Program;
 use std::fmt;
@@ -129,7 +128,7 @@ pub fn start(spec: &BootSpec) -> Result<HostedPd, StartError> {
     Ok(HostedPd {
         kernel: HostedKernel {
             name: spec.name.clone(),
-            spin: Spin { ns: spec.spin_ns },
+            spins: spec.spins,
             control,
             doorbell,
             ends,

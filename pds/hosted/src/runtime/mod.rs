@@ -272,7 +272,7 @@ pub fn main(programs: &[Program], args: &[String]) -> ExitCode {
         system.channels.len()
     );
     let dir = opts.system.parent().unwrap_or(std::path::Path::new("."));
-    let mut world = match World::new(system, programs, dir, opts.spin_ns) {
+    let mut world = match World::new(system, programs, dir, opts.spins) {
         Ok(w) => w,
         Err(e) => {
             log::error!("{e}");

@@ -1,5 +1,6 @@
 //! The runtime's command line: `hosted [OPTIONS] SYSTEM.XML`.
 
+use crate::wait::{Spin, Spins};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -18,7 +19,8 @@ options:
   --watchdog DUR        a PPC unanswered for DUR kills the callee (default 3s)
   --prefill REGION=FILE fill memory region REGION with FILE's bytes at start, as system.xml's
                         prefill_path would (e.g. gsp_fw=target/gsp_fw.pack); repeatable
-  --spin-us N           spin N µs before blocking on a wait (default 20)
+  --spin-us N           an idle PD spins N µs before it sleeps (default 20)
+  --call-spin-us N      a caller spins N µs for its reply before it sleeps (default 500)
   --external-dir DIR    where external client slots listen (DIR/<pd>.sock; default
                         $TMPDIR/hosted-<pid>)
   --keep-running        keep running after the workloads passed (for external clients); stop
@@ -52,8 +54,8 @@ pub struct Options {
     pub run_for_ns: Option<u64>,
     /// PPC deadline (ns).
     pub watchdog_ns: u64,
-    /// Spin budget (ns).
-    pub spin_ns: u64,
+    /// Spin budgets.
+    pub spins: Spins,
     /// Directory of external client slots' sockets.
     pub external_dir: Option<PathBuf>,
     /// Keep running after the workloads passed.
@@ -123,7 +125,7 @@ impl Options {
             timeout_ns: 30_000_000_000,
             run_for_ns: None,
             watchdog_ns: 3_000_000_000,
-            spin_ns: 20_000,
+            spins: Spins::default(),
             external_dir: None,
             keep_running: false,
             prefills: Vec::new(),
@@ -160,7 +162,15 @@ impl Options {
                 }
                 "--spin-us" => {
                     let us: u64 = v.parse().map_err(|_| bad())?;
-                    o.spin_ns = us.saturating_mul(1000);
+                    o.spins.idle = Spin {
+                        ns: us.saturating_mul(1000),
+                    };
+                }
+                "--call-spin-us" => {
+                    let us: u64 = v.parse().map_err(|_| bad())?;
+                    o.spins.call = Spin {
+                        ns: us.saturating_mul(1000),
+                    };
                 }
                 _ => return Err(UsageError(format!("unknown option {a}"))),
             }

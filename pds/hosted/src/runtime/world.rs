@@ -9,6 +9,7 @@ use crate::pages::{ChannelPage, ControlPage, PAGE};
 use crate::sys::eventfd::EventFd;
 use crate::sys::memfd::{Mapping, Memfd, Prot};
 use crate::sys::process::{self, PidFd};
+use crate::wait::Spins;
 use pd_programs::{Program, Role};
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -149,8 +150,8 @@ pub struct World {
     pub system: System,
     /// Executable the PDs run (`/proc/self/exe`).
     pub exe: String,
-    /// Spin budget handed to PDs.
-    pub spin_ns: u64,
+    /// Spin budgets handed to PDs.
+    pub spins: Spins,
     regions: Vec<Memfd>,
     /// Channels, parallel to `system.channels`.
     pub channels: Vec<ChannelRes>,
@@ -172,7 +173,7 @@ impl World {
         system: System,
         programs: &[Program],
         dir: &Path,
-        spin_ns: u64,
+        spins: Spins,
     ) -> Result<Self, SetupError> {
         let tag = format!("hosted-{}", std::process::id());
         let mut workloads = Vec::new();
@@ -250,7 +251,7 @@ impl World {
         Ok(Self {
             system,
             exe: "/proc/self/exe".into(),
-            spin_ns,
+            spins,
             regions,
             channels,
             pds,
@@ -317,7 +318,7 @@ impl World {
             image: pd.program_image.clone(),
             control: slot.control_fd.fd().as_raw_fd(),
             doorbell: slot.doorbell.fd().as_raw_fd(),
-            spin_ns: self.spin_ns,
+            spins: self.spins,
             maps,
             channels,
             children,

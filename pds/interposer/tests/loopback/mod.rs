@@ -91,7 +91,7 @@ impl GpuOps for WindowGpu {
     fn channel_free(&mut self, c: CtxId, ch: ChanId) -> Result<(), GpuError> {
         self.inner.channel_free(c, ch)
     }
-    fn exec(&mut self, c: CtxId, ch: ChanId, p: &[Push]) -> Result<Fence, GpuError> {
+    fn exec(&mut self, c: CtxId, ch: ChanId, p: &[Push]) -> Result<Submitted, GpuError> {
         self.inner.exec(c, ch, p)
     }
     fn fence_signaled(&mut self, c: CtxId, f: Fence) -> Result<bool, GpuError> {
