@@ -2,7 +2,9 @@
 
 use core::convert::Infallible;
 
-use pd_core::{Channel, ChannelSet, Child, Handler, Kernel as _, MessageInfo, MSG_REGS};
+#[cfg(feature = "fault-injection")]
+use pd_core::Kernel as _;
+use pd_core::{Channel, ChannelSet, Child, Handler, MessageInfo, MSG_REGS};
 use sel4_microkit::Never;
 
 use crate::{console, fault, restart, Sel4Kernel};
