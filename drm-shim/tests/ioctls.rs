@@ -554,14 +554,7 @@ fn vm_bind_and_exec_need_vm_init_then_work_with_syncobjs() {
             sig_ptr: sigs,
         };
         c.ioctl(k, f, nr::NOUVEAU_EXEC, &mut e).unwrap();
-        let hs = c.put_array(&[out.handle]).unwrap();
-        let mut wt = drm_syncobj_wait {
-            handles: hs,
-            count_handles: 1,
-            flags: DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL,
-            ..Default::default()
-        };
-        c.ioctl(k, f, nr::SYNCOBJ_WAIT, &mut wt).unwrap();
+        wait_one(c, k, f, out.handle, DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL).unwrap();
 
         // Too many pushes, an unknown channel, a timeline sync: EINVAL / ENOENT / EINVAL.
         let pp = c.put_array(pushes.as_slice()).unwrap();
@@ -599,21 +592,17 @@ fn vm_bind_and_exec_need_vm_init_then_work_with_syncobjs() {
         // Waiting on a syncobj that never got a fence: EINVAL, or ETIME with WAIT_FOR_SUBMIT.
         let mut fresh = drm_syncobj_create::default();
         c.ioctl(k, f, nr::SYNCOBJ_CREATE, &mut fresh).unwrap();
-        let hs = c.put_array(&[fresh.handle]).unwrap();
-        let mut wt = drm_syncobj_wait {
-            handles: hs,
-            count_handles: 1,
-            ..Default::default()
-        };
-        assert_eq!(c.ioctl(k, f, nr::SYNCOBJ_WAIT, &mut wt), Err(Errno::EINVAL));
-        let hs = c.put_array(&[fresh.handle]).unwrap();
-        let mut wt = drm_syncobj_wait {
-            handles: hs,
-            count_handles: 1,
-            flags: DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT,
-            ..Default::default()
-        };
-        assert_eq!(c.ioctl(k, f, nr::SYNCOBJ_WAIT, &mut wt), Err(Errno::ETIME));
+        assert_eq!(wait_one(c, k, f, fresh.handle, 0), Err(Errno::EINVAL));
+        assert_eq!(
+            wait_one(
+                c,
+                k,
+                f,
+                fresh.handle,
+                DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT
+            ),
+            Err(Errno::ETIME)
+        );
         let mut d = drm_syncobj_destroy {
             handle: fresh.handle,
             pad: 0,
@@ -633,6 +622,24 @@ fn vm_bind_and_exec_need_vm_init_then_work_with_syncobjs() {
     assert_eq!(w.gpu.executed.len(), 1, "refused EXECs ran nothing");
     assert_eq!(w.gpu.executed[0].len(), 64);
     assert_eq!(w.gpu.mapped.len(), 1, "refused binds mapped nothing");
+}
+
+/// SYNCOBJ_WAIT on one syncobj with `flags`.
+fn wait_one(
+    c: &mut DrmClient,
+    k: &mut dyn Kernel,
+    f: FileId,
+    handle: u32,
+    flags: u32,
+) -> Result<(), Errno> {
+    let handles = c.put_array(&[handle])?;
+    let mut wt = drm_syncobj_wait {
+        handles,
+        count_handles: 1,
+        flags,
+        ..Default::default()
+    };
+    c.ioctl(k, f, nr::SYNCOBJ_WAIT, &mut wt)
 }
 
 /// EXEC signalling a syncobj, then SYNCOBJ_WAIT on it; returns how often the shim asked the GPU.
@@ -672,14 +679,7 @@ fn exec_then_wait(w: &mut World, done_at_submit: bool) -> usize {
             ..Default::default()
         };
         c.ioctl(k, f, nr::NOUVEAU_EXEC, &mut e).unwrap();
-        let hs = c.put_array(&[sync.handle]).unwrap();
-        let mut wt = drm_syncobj_wait {
-            handles: hs,
-            count_handles: 1,
-            flags: DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL,
-            ..Default::default()
-        };
-        c.ioctl(k, f, nr::SYNCOBJ_WAIT, &mut wt).unwrap();
+        wait_one(c, k, f, sync.handle, DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL).unwrap();
     });
     w.gpu.fence_queries
 }

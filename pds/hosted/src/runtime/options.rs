@@ -74,6 +74,14 @@ impl fmt::Display for UsageError {
     }
 }
 
+/// A spin budget given in whole microseconds.
+fn parse_spin_us(v: &str) -> Option<Spin> {
+    let us: u64 = v.parse().ok()?;
+    Some(Spin {
+        ns: us.saturating_mul(1000),
+    })
+}
+
 /// `300ms`, `2s`, `1.5s`, `40us`: a duration in ns.
 pub fn parse_duration(s: &str) -> Option<u64> {
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
@@ -160,18 +168,8 @@ impl Options {
                     let (region, file) = v.split_once('=').ok_or_else(bad)?;
                     o.prefills.push((region.to_owned(), PathBuf::from(file)));
                 }
-                "--spin-us" => {
-                    let us: u64 = v.parse().map_err(|_| bad())?;
-                    o.spins.idle = Spin {
-                        ns: us.saturating_mul(1000),
-                    };
-                }
-                "--call-spin-us" => {
-                    let us: u64 = v.parse().map_err(|_| bad())?;
-                    o.spins.call = Spin {
-                        ns: us.saturating_mul(1000),
-                    };
-                }
+                "--spin-us" => o.spins.idle = parse_spin_us(v).ok_or_else(bad)?,
+                "--call-spin-us" => o.spins.call = parse_spin_us(v).ok_or_else(bad)?,
                 _ => return Err(UsageError(format!("unknown option {a}"))),
             }
         }
@@ -210,6 +208,17 @@ mod tests {
         assert_eq!(parse_kill("drm@1s:10").map(|k| k.signal), Some(10));
         assert_eq!(parse_kill("drm@1s:NOPE"), None);
         assert_eq!(parse_kill("drm"), None);
+    }
+
+    #[test]
+    fn the_two_spin_budgets_are_set_apart_and_default_to_20_and_500_us() {
+        let o = Options::parse(&args(&["s.xml"])).unwrap().unwrap();
+        assert_eq!((o.spins.idle.ns, o.spins.call.ns), (20_000, 500_000));
+        let o = Options::parse(&args(&["s.xml", "--call-spin-us", "7", "--spin-us", "3"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!((o.spins.idle.ns, o.spins.call.ns), (3_000, 7_000));
+        assert!(Options::parse(&args(&["s.xml", "--call-spin-us", "-1"])).is_err());
     }
 
     #[test]

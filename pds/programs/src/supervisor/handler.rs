@@ -46,15 +46,28 @@ impl Supervisor {
 
     /// Write every child's status, then tell the dependents.
     fn publish(&self, k: &mut dyn Kernel) {
+        self.write_page(k);
+        for &ch in self.dependents {
+            // A dependent whose end refuses notifications reads the page when it next runs.
+            let _ = k.notify(ch);
+        }
+    }
+
+    /// Write every child's status to the page. Done before each restart too: the new instance
+    /// reads its own generation from the page in its `init`, which may run before this PD's
+    /// handler returns.
+    fn write_page(&self, k: &dyn Kernel) {
         for (child, st) in self.policy.statuses() {
             if let Err(e) = status::write(&self.page, child, &st) {
                 log::error!("{}: status page: {e:?}", k.pd_name());
             }
         }
-        for &ch in self.dependents {
-            // A dependent whose end refuses notifications reads the page when it next runs.
-            let _ = k.notify(ch);
-        }
+    }
+
+    /// Restart `child` (its new generation already in the policy) once the page says so.
+    fn restart(&self, k: &mut dyn Kernel, child: Child) {
+        self.write_page(k);
+        let _ = k.restart_child(child);
     }
 
     /// Restart every throttled child due by `now` and re-arm the timer for the next one.
@@ -65,7 +78,7 @@ impl Supervisor {
                 k.pd_name()
             );
             self.trace.record(Trace::new(child, Decision::Restart));
-            let _ = k.restart_child(child);
+            self.restart(k, child);
         }
         if let Some(t) = self.policy.next_deadline() {
             if k.set_timeout(t) == Err(IpcError::Unsupported) {
@@ -89,7 +102,7 @@ impl Handler for Supervisor {
         match decision {
             Decision::Restart => {
                 log::info!("{name}: {child_name} faulted ({kind}); restarting it");
-                let _ = k.restart_child(child);
+                self.restart(k, child);
             }
             Decision::RestartAt(_) => {
                 log::info!("{name}: {child_name} faulted ({kind}) too soon; restart throttled");
@@ -109,5 +122,68 @@ impl Handler for Supervisor {
         let now = k.now_ns();
         self.restart_due(k, now);
         self.publish(k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use pd_core::{MessageInfo, MessageRegisters};
+    use std::vec::Vec;
+
+    /// A kernel whose `restart_child` reads the child's generation off the page, as the new
+    /// instance's `init` does.
+    struct K {
+        page: Region<ReadWrite>,
+        seen: Vec<u32>,
+        mrs: MessageRegisters,
+    }
+
+    impl Kernel for K {
+        fn pd_name(&self) -> &str {
+            "supervisor"
+        }
+        fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
+            Ok(())
+        }
+        fn ppcall(&mut self, _: Channel, _: MessageInfo) -> Result<MessageInfo, IpcError> {
+            Err(IpcError::Unsupported)
+        }
+        fn mrs(&mut self) -> &mut MessageRegisters {
+            &mut self.mrs
+        }
+        fn now_ns(&self) -> u64 {
+            10_000_000_000
+        }
+        fn restart_child(&mut self, child: Child) -> Result<(), IpcError> {
+            let s = status::read(&self.page, child).map_err(|_| IpcError::Unsupported)?;
+            self.seen.push(s.generation);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_restarted_child_finds_its_new_generation_on_the_page() {
+        let page = Region::from_static(std::vec![0u8; status::PAGE_BYTES].leak());
+        let mut k = K {
+            page: page.alias(),
+            seen: Vec::new(),
+            mrs: MessageRegisters::default(),
+        };
+        let child = Child::new(1);
+        let mut s = Supervisor::new(
+            &mut k,
+            Limits::default(),
+            &[ChildConfig::restart(child, "gsp")],
+            &[],
+            page,
+        );
+        s.fault(&mut k, child, FaultKind::Signal(9));
+        assert_eq!(
+            k.seen,
+            [2],
+            "generation 2 is on the page when the restart is asked for"
+        );
     }
 }
