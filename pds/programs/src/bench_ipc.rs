@@ -3,9 +3,10 @@
 //! and times bare PPC round trips (`ppc`) and notifications (`notify`) to `pong.elf`, a PD of
 //! higher priority that answers every call at once and ignores notifications. Then it times the
 //! GSP message queues with the device answering (`gspq_rtt`: a 64-byte RPC; `gspq_256k`: a
-//! 256 KiB one with continuation records), made by the gsp PD ([`crate::gsp::bench`]) on its
-//! call over a bench-only channel ([`GSP`]): one call makes [`GSPQ_RTTS`] or [`GSPQ_BULKS`] RPCs,
-//! so a call's own cost is a small share of each.
+//! 256 KiB one with continuation records) and a `memcpy` of 256 KiB in the same PD, their
+//! baseline (`memcpy_256k`), made by the gsp PD ([`crate::gsp::bench`]) on its call over a
+//! bench-only channel ([`GSP`]): one call makes [`GSPQ_RTTS`] or [`GSPQ_BULKS`] of them, so a
+//! call's own cost is a small share of each.
 //!
 //! The pair is not part of `system.xml`: `cargo xtask bench sel4` adds `pong` and the channel
 //! ([`PONG`] at client0, [`CLIENT`] at pong, client0 the caller) to the image it derives from it,
@@ -59,10 +60,11 @@ fn ipc(k: &mut dyn Kernel, ready_ns: u64) {
         }
     }
     crate::bench_client::report("notify", k.now_ns() - t, ROUNDS);
-    use crate::gsp::bench::{BULK, RTT};
+    use crate::gsp::bench::{BULK, MEMCPY, RTT};
     for (name, label, rounds) in [
         ("gspq_rtt", RTT, GSPQ_RTTS),
         ("gspq_256k", BULK, GSPQ_BULKS),
+        ("memcpy_256k", MEMCPY, GSPQ_BULKS),
     ] {
         k.mrs().set(0, rounds);
         let t = k.now_ns();

@@ -915,7 +915,7 @@ mod tests {
 
     #[test]
     fn the_bench_channel_reaches_the_gsp_queue_loops_only() {
-        use crate::gsp::bench::{BULK, RTT};
+        use crate::gsp::bench::{BULK, MEMCPY, RTT};
         let mut pd = GspPd::new(1);
         let mut k = Fake::default();
         let code = |pd: &mut GspPd, k: &mut Fake, label: u64, rounds: u64| {
@@ -929,6 +929,8 @@ mod tests {
         assert_eq!(code(&mut pd, &mut k, BULK, 1), GspError::NotReady.code());
         assert_eq!(code(&mut pd, &mut k, 7, 1), GspError::BadRequest.code());
         assert_eq!(code(&mut pd, &mut k, RTT, 0), 0);
+        // The memcpy baseline needs no GSP.
+        assert_eq!(code(&mut pd, &mut k, MEMCPY, 2), 0);
         // Another unknown channel is still refused.
         let r = pd.protected(&mut k, Channel::new(60), MessageInfo::new(RTT, 1));
         assert_eq!(r.label(), GspError::BadRequest.code());
