@@ -37,7 +37,7 @@ use gsp::fw::current::sequencer::GSP_SEQ_BUF_OPCODE;
 use gsp::fw::current::wpr::{GspFwWprMeta, GSP_FW_WPR_META_MAGIC, GSP_FW_WPR_META_REVISION};
 use gsp::radix3::{self, DmaRead, Radix3};
 use gsp::regs::{Falcon, NV_PGC6_AON_SECURE_SCRATCH_GROUP_05_0_GFW_BOOT, NV_PMC_BOOT_42};
-use zerocopy::{FromZeros, IntoBytes};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -339,7 +339,9 @@ fn read_sys<T: FromZeros + IntoBytes + zerocopy::FromBytes>(
 
 /// Compare `len` bytes of system memory at `addr` with `want`.
 fn sys_equals(mem: &Memory, addr: u64, want: &[u8]) -> Result<bool, BootError> {
-    let mut buf = [0u8; 512];
+    // A page of words, so that `same` can compare them as words.
+    let mut words = [0u64; 512];
+    let buf = words.as_mut_bytes();
     for (i, chunk) in want.chunks(buf.len()).enumerate() {
         // CAST: usize to u64 is lossless.
         let at = addr.wrapping_add((i * buf.len()) as u64);
@@ -348,11 +350,25 @@ fn sys_equals(mem: &Memory, addr: u64, want: &[u8]) -> Result<bool, BootError> {
             what: "firmware data",
             addr: at,
         })?;
-        if got != chunk {
+        if !same(got, chunk) {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// `a == b`, a word at a time where both are word-aligned. Slice equality is `memcmp`, which a
+/// `no_std` target gets from compiler-builtins as a loop over bytes: on seL4 (aarch64) comparing
+/// the 62 MB firmware image with the radix3 pages took 460 of the GSP boot's 494 ms.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    match (<[u64]>::ref_from_bytes(a), <[u64]>::ref_from_bytes(b)) {
+        // No early exit: a loop that stops at the first difference is what LLVM turns back into
+        // a `memcmp` call.
+        (Ok(x), Ok(y)) => {
+            x.len() == y.len() && x.iter().zip(y).fold(0, |d, (p, q)| d | (p ^ q)) == 0
+        }
+        _ => a == b,
+    }
 }
 
 /// Read the meta at `addr` and check it against the layout rules, the image, and the FRTS
