@@ -538,34 +538,14 @@ mod xor {
                 return 0;
             }
             let (lo, hi): (u64, u64);
-            // SAFETY: the loop reads (and with COPY writes) exactly `len` bytes from `src` (to
-            // `dst`), in bounds and aligned as the caller promised; it touches no stack and only
-            // the registers named.
-            unsafe {
-                if COPY {
+            // The loop, with `COPY` a store after each load.
+            macro_rules! xor_loop {
+                ($($store:literal)?; $($operand:tt)*) => {
                     asm!(
                         "movi v4.2d, #0", "movi v5.2d, #0", "movi v6.2d, #0", "movi v7.2d, #0",
                         "2:",
                         "ld1 {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{src}], #64",
-                        "st1 {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{dst}], #64",
-                        "eor v4.16b, v4.16b, v0.16b", "eor v5.16b, v5.16b, v1.16b",
-                        "eor v6.16b, v6.16b, v2.16b", "eor v7.16b, v7.16b, v3.16b",
-                        "subs {n}, {n}, #64",
-                        "b.ne 2b",
-                        "eor v4.16b, v4.16b, v5.16b", "eor v6.16b, v6.16b, v7.16b",
-                        "eor v4.16b, v4.16b, v6.16b",
-                        "mov {lo}, v4.d[0]", "mov {hi}, v4.d[1]",
-                        src = inout(reg) src => _, dst = inout(reg) dst => _,
-                        n = inout(reg) len => _, lo = out(reg) lo, hi = out(reg) hi,
-                        out("v0") _, out("v1") _, out("v2") _, out("v3") _,
-                        out("v4") _, out("v5") _, out("v6") _, out("v7") _,
-                        options(nostack),
-                    );
-                } else {
-                    asm!(
-                        "movi v4.2d, #0", "movi v5.2d, #0", "movi v6.2d, #0", "movi v7.2d, #0",
-                        "2:",
-                        "ld1 {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{src}], #64",
+                        $($store,)?
                         "eor v4.16b, v4.16b, v0.16b", "eor v5.16b, v5.16b, v1.16b",
                         "eor v6.16b, v6.16b, v2.16b", "eor v7.16b, v7.16b, v3.16b",
                         "subs {n}, {n}, #64",
@@ -575,10 +555,21 @@ mod xor {
                         "mov {lo}, v4.d[0]", "mov {hi}, v4.d[1]",
                         src = inout(reg) src => _, n = inout(reg) len => _,
                         lo = out(reg) lo, hi = out(reg) hi,
+                        $($operand)*
                         out("v0") _, out("v1") _, out("v2") _, out("v3") _,
                         out("v4") _, out("v5") _, out("v6") _, out("v7") _,
-                        options(nostack, readonly),
-                    );
+                        options(nostack),
+                    )
+                };
+            }
+            // SAFETY: the loop reads (and with COPY writes) exactly `len` bytes from `src` (to
+            // `dst`), in bounds and aligned as the caller promised; it touches no stack and only
+            // the registers named.
+            unsafe {
+                if COPY {
+                    xor_loop!("st1 {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{dst}], #64"; dst = inout(reg) dst => _,);
+                } else {
+                    xor_loop!(;);
                 }
             }
             lo ^ hi
