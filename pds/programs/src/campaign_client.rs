@@ -464,6 +464,8 @@ impl Client {
                     );
                 }
                 self.check_canary(k);
+                // The other client of this priority goes next (see `Kernel::yield_now`).
+                k.yield_now();
                 return Next::Job(now.saturating_add(STEP_NS));
             }
         }

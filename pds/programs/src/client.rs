@@ -74,6 +74,8 @@ pub fn workload(k: &mut dyn Kernel, drm: &mut DrmClient, views: &Views) -> Verdi
     let start = k.now_ns();
     let (mut ok, mut failed, mut streak, mut last_ok) = (0u64, 0u64, 0u64, start);
     while k.now_ns().saturating_sub(start) < RUN_NS || streak > 0 {
+        // Jobs back to back, each after the other clients' turn (see `Kernel::yield_now`).
+        k.yield_now();
         let seed = k.now_ns() ^ ok.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         match drm_job::run(k, drm, views, seed, ok == 0 && failed == 0) {
             Ok(()) if streak > 0 => {
