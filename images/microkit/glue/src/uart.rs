@@ -5,23 +5,19 @@
 //! log stays silent.
 #![allow(unsafe_code)]
 
-/// PL011 registers: data, flags, and the flag "transmit FIFO full" (Arm PrimeCell UART PL011
-/// TRM, DDI 0183, 3.3.1 UARTDR at 0x000, 3.3.3 UARTFR at 0x018, TXFF bit 5).
-const DR: usize = 0x000;
-const FR: usize = 0x018;
-const TXFF: u32 = 1 << 5;
-
-/// Where the UART is mapped in this PD (`setvar_vaddr` of its map), or 0.
-fn base() -> usize {
-    *sel4_microkit::var! {
+/// Write `bytes` to the UART, if this PD has one. Only a release kernel's console uses it.
+#[sel4::sel4_cfg(not(PRINTING))]
+pub fn put(bytes: &[u8]) {
+    /// PL011 registers: data, flags, and the flag "transmit FIFO full" (Arm PrimeCell UART PL011
+    /// TRM, DDI 0183, 3.3.1 UARTDR at 0x000, 3.3.3 UARTFR at 0x018, TXFF bit 5).
+    const DR: usize = 0x000;
+    const FR: usize = 0x018;
+    const TXFF: u32 = 1 << 5;
+    // Where the UART is mapped in this PD (`setvar_vaddr` of its map), or 0.
+    let base = *sel4_microkit::var! {
         #[used(linker)]
         pd_sel4_uart: usize = 0
-    }
-}
-
-/// Write `bytes` to the UART, if this PD has one.
-pub fn put(bytes: &[u8]) {
-    let base = base();
+    };
     if base == 0 {
         return;
     }
