@@ -12,7 +12,10 @@
 //!   checksums the payload into the ring in one pass; the model checksums it where it lies.
 //!   Reported as payload bytes per second over memcpy of the same 256 KiB;
 //! - **echo** (informational): a NOP of one full message (64 KiB less headers), echoed, so the
-//!   bytes cross the ring both ways and the driver copies the reply out before checking it.
+//!   bytes cross the ring both ways and the driver copies the reply out before checking it;
+//! - **read pass** (informational): the checksum kernel alone over 256 KiB against memcpy of it,
+//!   the firmware side's share of bulk: with the driver's pass about one memcpy, bulk cannot do
+//!   much better than 1 / (1 + this) while both sides share one CPU.
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -108,6 +111,26 @@ fn main() {
     };
     let bulk = versus_memcpy(&mut d, (&bulk_cmd, CONTROL_HDR, status_only), BULK, 41, 16);
 
+    // What the firmware side's pass costs on its own: one read of 256 KiB (the checksum kernel
+    // the model verifies with) against memcpy of it. Two passes on one CPU bound the bulk ratio.
+    let ring = vec![0x5au8; BULK];
+    let (src, mut dst) = (vec![3u8; BULK], vec![0u8; BULK]);
+    let read = compare(
+        41,
+        16,
+        || {
+            for _ in 0..16 {
+                black_box(pd_core::shm::xor_words(black_box(&ring)));
+            }
+        },
+        || {
+            for _ in 0..16 {
+                dst.copy_from_slice(black_box(&src));
+                black_box(&dst);
+            }
+        },
+    );
+
     let echo_payload = vec![0x3cu8; MAX_PAYLOAD];
     let echoed = |p: &[u8]| assert_eq!(p.len(), MAX_PAYLOAD);
     let echo = (&Nop(&echo_payload), MAX_PAYLOAD, echoed);
@@ -127,6 +150,12 @@ fn main() {
         mb_s(BULK, bulk.subject),
         fmt_ns(bulk.baseline),
         mb_s(BULK, bulk.baseline)
+    );
+    println!(
+        "gspq: one checksum pass over 256 KiB (the firmware side's share) {} (info: {:.2} x \
+         memcpy: two passes on one CPU bound gspq-bulk near 1 / (1 + this))",
+        fmt_ns(read.subject),
+        read.cost_ratio()
     );
     println!(
         "gspq: {} KiB NOP echoed (both ways) {} ({:.0} MB/s each way); memcpy of it {} \
