@@ -1,22 +1,21 @@
 //! The monolithic platform: every PD of `system.xml` in this one process, on
 //! [`pd_direct::Composition`], started from the same program table as the hosted runtime.
 //!
-//! Start-up follows Microkit: each PD's `init` runs once, may call PDs already started, and hands
-//! its handler to the platform's event loop ([`pd_programs::Platform::run`]). A program's `start`
-//! keeps its handler on its own stack frame, so the platform starts the next PD from inside that
-//! `run`: the stack nests one frame per PD, each level adds its handler to the composition
-//! ([`Composition::with_handler`]), and the innermost level, with every handler in place, runs the
-//! event loop: notifications, timers, workload verdicts. PDs start callees first (highest priority
-//! first, the order of Microkit's PPC rule), so an `init` that calls down finds its callees.
+//! Start-up follows Microkit, in [`pd_programs::nest`]: each PD's `init` runs once, may call PDs
+//! already started, and the next PD starts from inside the previous one's event loop, so the
+//! innermost level, with every handler in place, runs this platform's event loop:
+//! notifications, timers, workload verdicts. PDs start callees first (highest priority first, the
+//! order of Microkit's PPC rule), so an `init` that calls down finds its callees.
 //!
 //! No fault is contained. A panic aborts the process; a wild access is a SIGSEGV for everyone; a
 //! PD that hangs hangs the whole system, and the watchdog thread ([`Config::watchdog_ns`], armed
 //! once every PD has started) can only end the process, since nothing can stop one part of it.
 
-use pd_core::{Channel, Handler, IpcError, Kernel, MessageInfo, MessageRegisters, Verdict};
-use pd_direct::{Composition, PdKernel, Slot};
+use pd_core::Verdict;
+use pd_direct::{Composition, Slot};
+use pd_programs::nest::{self, Comp, Nest, Step};
 use pd_programs::sys::system;
-use pd_programs::{Platform, Program, Role};
+use pd_programs::{Program, Role};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,8 +23,6 @@ use std::time::Duration;
 
 /// How many PDs the system has (the composition's size).
 pub const PDS: usize = system::PDS.len();
-
-type Comp<'h> = Composition<'h, 'static, PDS>;
 
 /// How the system runs.
 #[derive(Debug, Clone)]
@@ -51,7 +48,7 @@ fn now_ns() -> u64 {
     hosted::sys::clock::now_ns()
 }
 
-/// What every level of the start-up nest shares.
+/// The owner of the start-up nest ([`pd_programs::nest`]), which every level shares.
 struct Shared<'p> {
     programs: &'p [Program],
     /// PD indices in start order.
@@ -72,112 +69,44 @@ impl Shared<'_> {
     }
 }
 
-/// One level of the nest: the PD being started, and the composition of those already running.
-struct Level<'h, 'p> {
-    comp: Option<Comp<'h>>,
-    me: usize,
-    name: &'static str,
-    /// Index into `shared.order` of the PD to start after this one.
-    next: usize,
-    shared: &'p Shared<'p>,
-    /// Registers for a kernel view without a composition (never used by a started PD).
-    spare: MessageRegisters,
-}
-
-impl<'h> Level<'h, '_> {
-    fn view(&mut self) -> Result<PdKernel<'_, 'h, 'static, PDS>, IpcError> {
-        let me = self.me;
-        self.comp
-            .as_mut()
-            .map(|c| c.kernel(me))
-            .ok_or(IpcError::Unsupported)
-    }
-
-    /// The fault injector for this PD, when a plan is given.
-    #[cfg(feature = "fault-injection")]
-    fn injector(&self) -> Option<pd_core::faults::Injector> {
-        let plan = self.shared.config.plan.as_deref();
-        pd_core::faults::Injector::from_text(plan, self.name, now_ns())
-    }
-}
-
-impl Kernel for Level<'_, '_> {
-    fn pd_name(&self) -> &str {
-        self.name
-    }
-
-    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
-        self.view()?.notify(ch)
-    }
-
-    fn ppcall(&mut self, ch: Channel, msg: MessageInfo) -> Result<MessageInfo, IpcError> {
-        let r = self.view()?.ppcall(ch, msg);
-        self.shared.progress.fetch_add(1, Ordering::Relaxed);
-        r
-    }
-
-    fn mrs(&mut self) -> &mut MessageRegisters {
-        let me = self.me;
-        match self.comp.as_mut() {
-            Some(c) => c.mrs(me),
-            None => &mut self.spare,
+impl Nest for Shared<'_> {
+    fn step(&self, at: usize) -> Step<'_> {
+        let Some(&pd) = self.order.get(at) else {
+            return Step::AllStarted;
+        };
+        match self.program(pd) {
+            Some(program) => Step::Start(pd, program),
+            None => {
+                *self.outcome.borrow_mut() =
+                    Some(Outcome::Failure(format!("no program for PD {pd}")));
+                Step::Stop
+            }
         }
     }
 
-    fn now_ns(&self) -> u64 {
-        now_ns()
+    fn serve(&self, comp: Comp<'_>) {
+        let outcome = event_loop(comp, self);
+        *self.outcome.borrow_mut() = Some(outcome);
     }
 
-    fn set_timeout(&mut self, at_ns: u64) -> Result<(), IpcError> {
-        self.view()?.set_timeout(at_ns)
+    /// With a fault plan, the PD's handler runs behind its injector.
+    #[cfg(feature = "fault-injection")]
+    fn wrap(
+        &self,
+        pd: usize,
+        handler: &mut dyn pd_core::Handler,
+        go: &mut dyn FnMut(&mut dyn pd_core::Handler),
+    ) {
+        let name = system::PDS.get(pd).map_or("?", |d| d.name);
+        let plan = self.config.plan.as_deref();
+        match pd_core::faults::Injector::from_text(plan, name, now_ns()) {
+            Some(inj) => go(&mut pd_core::faults::Faulty::new(handler, inj)),
+            None => go(handler),
+        }
     }
 
-    fn report_verdict(&mut self, verdict: Verdict) -> Result<(), IpcError> {
-        self.view()?.report_verdict(verdict)
-    }
-}
-
-impl Platform for Level<'_, '_> {
-    fn kernel(&mut self) -> &mut dyn Kernel {
-        self
-    }
-
-    fn run(&mut self, handler: &mut dyn Handler) {
-        let Some(comp) = self.comp.take() else {
-            return;
-        };
-        #[cfg(feature = "fault-injection")]
-        let mut faulty;
-        #[cfg(feature = "fault-injection")]
-        let handler: &mut dyn Handler = match self.injector() {
-            Some(inj) => {
-                faulty = pd_core::faults::Faulty::new(handler, inj);
-                &mut faulty
-            }
-            None => handler,
-        };
-        let comp = comp.with_handler(self.me, handler);
-        let shared = self.shared;
-        shared.progress.fetch_add(1, Ordering::Relaxed);
-        let Some(&pd) = shared.order.get(self.next) else {
-            let outcome = event_loop(comp, shared);
-            *shared.outcome.borrow_mut() = Some(outcome);
-            return;
-        };
-        let (Some(decl), Some(program)) = (system::PDS.get(pd), shared.program(pd)) else {
-            *shared.outcome.borrow_mut() =
-                Some(Outcome::Failure(format!("no program for PD {pd}")));
-            return;
-        };
-        let mut level = Level {
-            comp: Some(comp),
-            me: pd,
-            name: decl.name,
-            next: self.next + 1,
-            shared,
-            spare: MessageRegisters::default(),
-        };
-        (program.start)(&mut level);
+    fn progress(&self) {
+        self.progress.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -287,19 +216,10 @@ pub fn run(programs: &[Program], config: &Config) -> Outcome {
             .get(i)
             .map_or(Slot::vacant("?", 0), |d| Slot::vacant(d.name, d.priority))
     });
-    let first = shared.order.first().copied().unwrap_or(0);
-    let (Some(decl), Some(program)) = (system::PDS.get(first), shared.program(first)) else {
+    if shared.order.is_empty() {
         return Outcome::Failure("the system has no PDs".into());
-    };
-    let mut level = Level {
-        comp: Some(Composition::new(slots, system::ROUTES, now_ns)),
-        me: first,
-        name: decl.name,
-        next: 1,
-        shared: &shared,
-        spare: MessageRegisters::default(),
-    };
-    (program.start)(&mut level);
+    }
+    nest::start(Composition::new(slots, system::ROUTES, now_ns), &shared);
     let outcome = shared.outcome.borrow_mut().take();
     outcome
         .unwrap_or_else(|| Outcome::Failure("a PD's program returned before the system ran".into()))

@@ -11,7 +11,7 @@
 //! composition as proxies: a call or notification to one goes out over `drivers`' channel, and a
 //! call or notification that comes in is made by the outside PD's proxy on its own end.
 //!
-//! Start-up as pds/mono: callees first ([`MERGED`] is in priority order), each `init` on the
+//! Start-up as pds/mono ([`crate::nest`]): callees first ([`MERGED`] is in priority order), each `init` on the
 //! stack of the one before, the innermost level hands the composition to the platform's event
 //! loop. No fault is contained: a fault anywhere in the five is the whole PD's, and its parent
 //! (the supervisor, which sees it as child `pci`'s id) restarts all five together.
@@ -19,10 +19,11 @@
 
 use core::cell::RefCell;
 
+use crate::nest::{self, Comp, Nest, Step, N};
 use crate::sys::{self, system};
 use crate::Platform;
-use pd_core::{Channel, ChannelSet, Handler, IpcError, Kernel, MessageInfo, MessageRegisters};
-use pd_direct::{Composition, Paddr, PdKernel, Route, Slot};
+use pd_core::{Channel, ChannelSet, Handler, Kernel, MessageInfo, MessageRegisters};
+use pd_direct::{Composition, Paddr, Route, Slot};
 
 /// The PD's name and program image in the monolithic image.
 pub const NAME: &str = "drivers";
@@ -37,10 +38,6 @@ pub const MERGED: [&str; 5] = [
     sys::gpu::NAME,
     sys::drm::NAME,
 ];
-
-const N: usize = system::PDS.len();
-
-type Comp<'h> = Composition<'h, 'static, N>;
 
 /// The reply to a call that could not be made (pd-core's "refused" label).
 const REFUSED: MessageInfo = MessageInfo::new(u64::MAX, 0);
@@ -210,89 +207,38 @@ impl Handler for Drivers<'_, '_> {
     }
 }
 
-/// One level of the start-up nest: merged PD `me` being started.
-struct Level<'h, 'p> {
-    comp: Option<Comp<'h>>,
-    wiring: &'p Wiring,
-    me: usize,
-    /// Index into [`MERGED`] of the PD after this one.
-    next: usize,
-    platform: Option<&'p mut dyn Platform>,
-    /// Registers when the composition is gone (never for a started PD).
-    spare: MessageRegisters,
+/// The owner of `drivers`' start-up nest: the merged PDs in [`MERGED`] order, then the
+/// platform's event loop serving [`Drivers`].
+struct Owner<'p, 'w> {
+    wiring: &'w Wiring,
+    platform: RefCell<Option<&'p mut dyn Platform>>,
 }
 
-impl<'h> Level<'h, '_> {
-    fn view(&mut self) -> Result<PdKernel<'_, 'h, 'static, N>, IpcError> {
-        let me = self.me;
-        self.comp
-            .as_mut()
-            .map(|c| c.kernel(me))
-            .ok_or(IpcError::Unsupported)
-    }
-}
-
-impl Kernel for Level<'_, '_> {
-    fn pd_name(&self) -> &str {
-        system::PDS.get(self.me).map_or("?", |d| d.name)
-    }
-    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
-        self.view()?.notify(ch)
-    }
-    fn ppcall(&mut self, ch: Channel, msg: MessageInfo) -> Result<MessageInfo, IpcError> {
-        self.view()?.ppcall(ch, msg)
-    }
-    fn mrs(&mut self) -> &mut MessageRegisters {
-        let me = self.me;
-        match self.comp.as_mut() {
-            Some(c) => c.mrs(me),
-            None => &mut self.spare,
+impl Nest for Owner<'_, '_> {
+    fn step(&self, at: usize) -> Step<'_> {
+        let Some(name) = MERGED.get(at) else {
+            return Step::AllStarted;
+        };
+        match program(name) {
+            Some((pd, program)) => Step::Start(pd, program),
+            None => {
+                log::error!("drivers: no program for {name}");
+                Step::Stop
+            }
         }
     }
-    fn region_paddr(&self, region: &str) -> Option<u64> {
-        self.comp.as_ref()?.region_paddr(self.me, region)
-    }
-    fn now_ns(&self) -> u64 {
-        self.comp.as_ref().map_or(0, Composition::now_ns)
-    }
-    fn set_timeout(&mut self, at_ns: u64) -> Result<(), IpcError> {
-        self.view()?.set_timeout(at_ns)
-    }
-}
 
-impl Platform for Level<'_, '_> {
-    fn kernel(&mut self) -> &mut dyn Kernel {
-        self
-    }
-
-    fn run(&mut self, handler: &mut dyn Handler) {
-        let (Some(comp), Some(platform)) = (self.comp.take(), self.platform.take()) else {
+    fn serve(&self, comp: Comp<'_>) {
+        let Some(platform) = self.platform.borrow_mut().take() else {
             return;
         };
-        let comp = comp.with_handler(self.me, handler);
-        let Some(name) = MERGED.get(self.next) else {
-            log::info!("drivers: {} PDs composed; serving", MERGED.len());
-            let mut drivers = Drivers {
-                comp,
-                wiring: self.wiring,
-            };
-            drivers.pump();
-            platform.run(&mut drivers);
-            return;
-        };
-        let Some((pd, program)) = program(name) else {
-            log::error!("drivers: no program for {name}");
-            return;
-        };
-        let mut level = Level {
-            comp: Some(comp),
+        log::info!("drivers: {} PDs composed; serving", MERGED.len());
+        let mut drivers = Drivers {
+            comp,
             wiring: self.wiring,
-            me: pd,
-            next: self.next + 1,
-            platform: Some(platform),
-            spare: MessageRegisters::default(),
         };
-        (program.start)(&mut level);
+        drivers.pump();
+        platform.run(&mut drivers);
     }
 }
 
@@ -331,19 +277,11 @@ pub fn start(
         }
     });
     let comp = Composition::new(slots, system::ROUTES, clock).with_paddrs(paddr);
-    let Some((pd, first)) = MERGED.first().and_then(|n| program(n)) else {
-        log::error!("drivers: no program for {:?}", MERGED.first());
-        return;
-    };
-    let mut level = Level {
-        comp: Some(comp),
+    let owner = Owner {
         wiring: &wiring,
-        me: pd,
-        next: 1,
-        platform: Some(platform),
-        spare: MessageRegisters::default(),
+        platform: RefCell::new(Some(platform)),
     };
-    (first.start)(&mut level);
+    nest::start(comp, &owner);
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub mod drm_job;
 pub mod gpu;
 pub mod gsp;
 pub mod gsp_model;
+pub mod nest;
 pub mod pci;
 
 use pd_core::{Handler, Kernel};
