@@ -94,14 +94,10 @@ pub fn isolated(system: &mut sysxml::System) -> Result<(), String> {
         irqs: Vec::new(),
         ..client0
     });
-    system.channels.push(sysxml::ChannelDecl {
-        ends: [
-            end("client0", bench_ipc::PONG.index(), true),
-            end("pong", bench_ipc::CLIENT.index(), false),
-        ],
-        line: 0,
-        column: 0,
-    });
+    system.channels.push(call_channel(
+        ("client0", bench_ipc::PONG.index()),
+        ("pong", bench_ipc::CLIENT.index()),
+    ));
     system
         .validate()
         .map_err(|e| format!("the bench image: {e}"))
@@ -113,17 +109,25 @@ pub fn isolated(system: &mut sysxml::System) -> Result<(), String> {
 /// # Errors
 /// An id is taken, or the result does not validate.
 pub fn gsp_channel(system: &mut sysxml::System) -> Result<(), String> {
-    system.channels.push(sysxml::ChannelDecl {
-        ends: [
-            end("client0", bench_ipc::GSP.index(), true),
-            end("gsp", bench_ipc::AT_GSP.index(), false),
-        ],
-        line: 0,
-        column: 0,
-    });
+    system.channels.push(call_channel(
+        ("client0", bench_ipc::GSP.index()),
+        ("gsp", bench_ipc::AT_GSP.index()),
+    ));
     system
         .validate()
         .map_err(|e| format!("the bench image's channel to gsp: {e}"))
+}
+
+/// A channel the bench derives: `caller` (PD, id) may call `callee` (PD, id).
+fn call_channel(caller: (&str, u8), callee: (&str, u8)) -> sysxml::ChannelDecl {
+    sysxml::ChannelDecl {
+        ends: [
+            end(caller.0, caller.1, true),
+            end(callee.0, callee.1, false),
+        ],
+        line: 0,
+        column: 0,
+    }
 }
 
 /// A release kernel has no console: map QEMU `virt`'s PL011 ([`UART`]) into client0, whose log

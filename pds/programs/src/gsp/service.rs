@@ -221,12 +221,7 @@ impl GspPd {
         let rounds = k.mrs().get(0);
         let r = {
             let dev = Device::new(&mut *k, channels::GSP_MODEL);
-            let mut s = Session {
-                st: &mut self.st,
-                rx: &mut self.rx,
-                dev: &dev,
-            };
-            super::bench::run(&mut s, msg.label(), rounds)
+            self.session(&dev, |s| super::bench::run(s, msg.label(), rounds))
         };
         self.tell(k);
         MessageInfo::new(r.map_or_else(GspError::code, |()| 0), 0)
@@ -246,14 +241,18 @@ impl GspPd {
             self.st.crash(CrashCause::Halted);
         }
         if irq.swgen0 || irq.halt {
-            let mut s = Session {
-                st: &mut self.st,
-                rx: &mut self.rx,
-                dev: &dev,
-            };
             // Messages a halted GSP left behind (its OS_ERROR_LOG) are still worth reading.
-            let _ = s.with_rpc(true, |rpc, _, _, sink| rpc.poll(sink));
+            let _ = self.session(&dev, |s| s.with_rpc(true, |rpc, _, _, sink| rpc.poll(sink)));
         }
+    }
+
+    /// Run `f` on a session: this PD's state over `dev`.
+    fn session<R>(&mut self, dev: &Device<'_>, f: impl FnOnce(&mut Session<'_, '_, '_>) -> R) -> R {
+        f(&mut Session {
+            st: &mut self.st,
+            rx: &mut self.rx,
+            dev,
+        })
     }
 }
 
@@ -590,12 +589,7 @@ impl Handler for GspPd {
         let mut mrs = k.mrs().clone();
         let reply = {
             let dev = Device::new(&mut *k, channels::GSP_MODEL);
-            let mut s = Session {
-                st: &mut self.st,
-                rx: &mut self.rx,
-                dev: &dev,
-            };
-            gsp_api::serve(&mut s, &mut mrs, msg)
+            self.session(&dev, |s| gsp_api::serve(s, &mut mrs, msg))
         };
         k.mrs().copy_prefix(&mrs, reply.count());
         self.tell(k);
