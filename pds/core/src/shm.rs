@@ -479,11 +479,6 @@ mod xor {
         _mm512_loadu_si512, _mm512_storeu_si512, _mm512_xor_si512, _mm_loadu_si128,
         _mm_storeu_si128, _mm_xor_si128,
     };
-    #[cfg(all(
-        any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))),
-        not(target_arch = "aarch64")
-    ))]
-    use core::ops::BitXor;
 
     kernel!(
         /// AVX-512F: what glibc's `memcpy` uses where the CPU has it, so the fused copy keeps
@@ -504,122 +499,128 @@ mod xor {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         blocks_sse2: __m128i, _mm_loadu_si128, _mm_storeu_si128, _mm_xor_si128
     );
-    kernel!(
-        /// Plain `u64`s, aligned: the main loop of [`portable`].
-        #[cfg(all(
-            any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))),
-            not(target_arch = "aarch64")
-        ))]
-        aligned: u64, core::ptr::read, core::ptr::write, u64::bitxor
-    );
-
-    #[cfg(target_arch = "aarch64")]
-    use neon::aligned;
-
-    /// The main loop of [`portable`] on aarch64, in assembly: under `+strict-align` LLVM splits
-    /// every vector access it cannot prove 16-byte aligned into byte accesses, and its
-    /// auto-vectorised `u64` loop goes through the stack. `LD1`/`ST1` of `.2d` elements need
-    /// only 8-byte alignment (the element size), which [`portable`] guarantees.
-    #[cfg(target_arch = "aarch64")]
-    mod neon {
-        use core::arch::asm;
-
-        /// As the `kernel!` functions, 64 bytes a step in four 128-bit accumulators.
-        ///
-        /// # Safety
-        /// As [`super::run`]; `len` is a multiple of 64; `src` (and with `COPY`, `dst`) is 8-byte
-        /// aligned.
-        pub(super) unsafe fn aligned<const COPY: bool>(
-            src: *const u8,
-            dst: *mut u8,
-            len: usize,
-        ) -> u64 {
-            if len == 0 {
-                return 0;
-            }
-            let (lo, hi): (u64, u64);
-            // The loop, with `COPY` a store after each load.
-            macro_rules! xor_loop {
-                ($($store:literal)?; $($operand:tt)*) => {
-                    asm!(
-                        "movi v4.2d, #0", "movi v5.2d, #0", "movi v6.2d, #0", "movi v7.2d, #0",
-                        "2:",
-                        "ld1 {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{src}], #64",
-                        $($store,)?
-                        "eor v4.16b, v4.16b, v0.16b", "eor v5.16b, v5.16b, v1.16b",
-                        "eor v6.16b, v6.16b, v2.16b", "eor v7.16b, v7.16b, v3.16b",
-                        "subs {n}, {n}, #64",
-                        "b.ne 2b",
-                        "eor v4.16b, v4.16b, v5.16b", "eor v6.16b, v6.16b, v7.16b",
-                        "eor v4.16b, v4.16b, v6.16b",
-                        "mov {lo}, v4.d[0]", "mov {hi}, v4.d[1]",
-                        src = inout(reg) src => _, n = inout(reg) len => _,
-                        lo = out(reg) lo, hi = out(reg) hi,
-                        $($operand)*
-                        out("v0") _, out("v1") _, out("v2") _, out("v3") _,
-                        out("v4") _, out("v5") _, out("v6") _, out("v7") _,
-                        options(nostack),
-                    )
-                };
-            }
-            // SAFETY: the loop reads (and with COPY writes) exactly `len` bytes from `src` (to
-            // `dst`), in bounds and aligned as the caller promised; it touches no stack and only
-            // the registers named.
-            unsafe {
-                if COPY {
-                    xor_loop!("st1 {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{dst}], #64"; dst = inout(reg) dst => _,);
-                } else {
-                    xor_loop!(;);
-                }
-            }
-            lo ^ hi
-        }
-    }
-
-    /// Bytes [`portable`] copies with `memcpy` before checksumming them where they landed, when
-    /// source and destination are at different word phases: a multiple of [`BLOCK`], and small
-    /// enough that the copy is still in the cache when it is read back.
-    #[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
-    const CHUNK: usize = 1024;
 
     /// Plain `u64`s, only ever accessed aligned: the kernel elsewhere, and the reference the
     /// vector ones are tested against. rust-sel4's aarch64 target has `+strict-align`, where an
     /// unaligned `u64` access compiles to eight byte accesses and shifts (a 256 KiB RPC cost
-    /// seven instructions a byte). [`run`] aligns the anchor to a cache line; when the source is
-    /// at another word phase than the destination, `memcpy` (which shifts whole words into
-    /// place) copies a chunk and the checksum is taken from the aligned copy.
-    ///
-    /// # Safety
-    /// As [`run`], and the anchor (`dst` with `COPY`, else `src`) is 8-byte aligned.
+    /// seven instructions a byte). `run` (the outer one) aligns the anchor to a cache line; when
+    /// the source is at another word phase than the destination, `memcpy` (which shifts whole
+    /// words into place) copies a chunk and the checksum is taken from the aligned copy.
     #[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
-    pub(super) unsafe fn portable<const COPY: bool>(
-        src: *const u8,
-        dst: *mut u8,
-        len: usize,
-    ) -> u64 {
-        if !COPY || (src as usize) % 8 == (dst as usize) % 8 {
-            // SAFETY: both pointers are 8-byte aligned (the anchor by the caller, the other at
-            // the same phase); the caller's contract.
-            return unsafe { aligned::<COPY>(src, dst, len) };
+    pub(super) mod portable {
+        #[cfg(not(target_arch = "aarch64"))]
+        use super::BLOCK;
+        #[cfg(not(target_arch = "aarch64"))]
+        use core::ops::BitXor;
+
+        kernel!(
+            /// Plain `u64`s, aligned: the main loop of [`run`].
+            #[cfg(not(target_arch = "aarch64"))]
+            aligned: u64, core::ptr::read, core::ptr::write, u64::bitxor
+        );
+
+        #[cfg(target_arch = "aarch64")]
+        use neon::aligned;
+
+        /// The main loop of [`run`] on aarch64, in assembly: under `+strict-align` LLVM splits
+        /// every vector access it cannot prove 16-byte aligned into byte accesses, and its
+        /// auto-vectorised `u64` loop goes through the stack. `LD1`/`ST1` of `.2d` elements need
+        /// only 8-byte alignment (the element size), which [`run`] guarantees.
+        #[cfg(target_arch = "aarch64")]
+        mod neon {
+            use core::arch::asm;
+
+            /// As the `kernel!` functions, 64 bytes a step in four 128-bit accumulators.
+            ///
+            /// # Safety
+            /// As [`super::super::run`]; `len` is a multiple of 64; `src` (and with `COPY`,
+            /// `dst`) is 8-byte aligned.
+            pub(super) unsafe fn aligned<const COPY: bool>(
+                src: *const u8,
+                dst: *mut u8,
+                len: usize,
+            ) -> u64 {
+                if len == 0 {
+                    return 0;
+                }
+                let (lo, hi): (u64, u64);
+                // The loop, with `COPY` a store after each load.
+                macro_rules! xor_loop {
+                    ($($store:literal)?; $($operand:tt)*) => {
+                        asm!(
+                            "movi v4.2d, #0", "movi v5.2d, #0", "movi v6.2d, #0", "movi v7.2d, #0",
+                            "2:",
+                            "ld1 {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{src}], #64",
+                            $($store,)?
+                            "eor v4.16b, v4.16b, v0.16b", "eor v5.16b, v5.16b, v1.16b",
+                            "eor v6.16b, v6.16b, v2.16b", "eor v7.16b, v7.16b, v3.16b",
+                            "subs {n}, {n}, #64",
+                            "b.ne 2b",
+                            "eor v4.16b, v4.16b, v5.16b", "eor v6.16b, v6.16b, v7.16b",
+                            "eor v4.16b, v4.16b, v6.16b",
+                            "mov {lo}, v4.d[0]", "mov {hi}, v4.d[1]",
+                            src = inout(reg) src => _, n = inout(reg) len => _,
+                            lo = out(reg) lo, hi = out(reg) hi,
+                            $($operand)*
+                            out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+                            out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+                            options(nostack),
+                        )
+                    };
+                }
+                // SAFETY: the loop reads (and with COPY writes) exactly `len` bytes from `src` (to
+                // `dst`), in bounds and aligned as the caller promised; it touches no stack and only
+                // the registers named.
+                unsafe {
+                    if COPY {
+                        xor_loop!("st1 {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{dst}], #64"; dst = inout(reg) dst => _,);
+                    } else {
+                        xor_loop!(;);
+                    }
+                }
+                lo ^ hi
+            }
         }
-        let mut x = 0;
-        let mut at = 0;
-        while at < len {
-            let n = (len - at).min(CHUNK);
-            // SAFETY: [at, at + n) is inside both buffers, which do not overlap (caller); the
-            // copy at `dst + at` is aligned (the anchor is, `at` is a multiple of BLOCK) and
-            // `n` a multiple of BLOCK (`len` and CHUNK are).
-            x ^= unsafe {
-                core::ptr::copy_nonoverlapping(src.add(at), dst.add(at), n);
-                aligned::<false>(dst.add(at), core::ptr::null_mut(), n)
-            };
-            at += n;
+
+        /// Bytes [`run`] copies with `memcpy` before checksumming them where they landed, when
+        /// source and destination are at different word phases: a multiple of
+        /// [`super::BLOCK`], and small enough that the copy is still in the cache when it is
+        /// read back.
+        const CHUNK: usize = 1024;
+
+        /// `len` (a multiple of [`super::BLOCK`]) bytes, as [`super::run`]'s main part.
+        ///
+        /// # Safety
+        /// As [`super::run`], and the anchor (`dst` with `COPY`, else `src`) is 8-byte aligned.
+        pub(in super::super) unsafe fn run<const COPY: bool>(
+            src: *const u8,
+            dst: *mut u8,
+            len: usize,
+        ) -> u64 {
+            if !COPY || (src as usize) % 8 == (dst as usize) % 8 {
+                // SAFETY: both pointers are 8-byte aligned (the anchor by the caller, the other at
+                // the same phase); the caller's contract.
+                return unsafe { aligned::<COPY>(src, dst, len) };
+            }
+            let mut x = 0;
+            let mut at = 0;
+            while at < len {
+                let n = (len - at).min(CHUNK);
+                // SAFETY: [at, at + n) is inside both buffers, which do not overlap (caller); the
+                // copy at `dst + at` is aligned (the anchor is, `at` is a multiple of BLOCK) and
+                // `n` a multiple of BLOCK (`len` and CHUNK are).
+                x ^= unsafe {
+                    core::ptr::copy_nonoverlapping(src.add(at), dst.add(at), n);
+                    aligned::<false>(dst.add(at), core::ptr::null_mut(), n)
+                };
+                at += n;
+            }
+            x
         }
-        x
     }
 
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    use portable as blocks;
+    use portable::run as blocks;
 
     /// The widest vectors that may be used, found once with CPUID and XGETBV (as `std`'s
     /// `is_x86_feature_detected!` does, which a `no_std` crate cannot use): the CPU must have
@@ -822,7 +823,7 @@ mod tests {
                 let out = dst.as_mut_ptr().cast::<u8>();
                 // SAFETY: `src` is n readable bytes, `dst` n writable ones, 8-byte aligned,
                 // in another buffer.
-                let x = unsafe { xor::portable::<true>(src.as_ptr(), out, n) };
+                let x = unsafe { xor::portable::run::<true>(src.as_ptr(), out, n) };
                 assert_eq!(u64::from_le(x), naive_xor(src), "n {n} phase {phase}");
                 assert_eq!(dst.as_bytes(), src, "n {n} phase {phase}");
             }
@@ -839,7 +840,7 @@ mod tests {
             // SAFETY: distinct buffers of n bytes each.
             let (x1, x2) = unsafe {
                 (
-                    xor::portable::<true>(src.as_ptr(), d1.as_mut_ptr(), n),
+                    xor::portable::run::<true>(src.as_ptr(), d1.as_mut_ptr(), n),
                     xor::blocks_sse2::<true>(src.as_ptr(), d2.as_mut_ptr(), n),
                 )
             };
